@@ -1,0 +1,9 @@
+"""Every endpoint under /api/v1/, gathered from the apps' ``api.py`` modules."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("portal.accounts.api_urls")),
+    path("", include("portal.societies.api_urls")),
+    path("", include("portal.audit.api_urls")),
+]

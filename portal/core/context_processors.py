@@ -1,0 +1,41 @@
+"""The navigation each role sees, built once per request from ``roles_for``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from portal.accounts.roles import Role, roles_for
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str | Promise
+    url_name: str
+    roles: frozenset[Role] | None  # None: everyone, signed in or not
+
+    @property
+    def url(self) -> str:
+        return reverse(self.url_name)
+
+
+NAVIGATION = (
+    NavItem(_("Home"), "home", None),
+    NavItem(_("Societies"), "societies:list", None),
+    NavItem(_("My work"), "dashboard", frozenset({Role.APPLICANT})),
+    NavItem(_("Audit log"), "audit:event_list", frozenset({Role.AUDITOR, Role.OPERATOR})),
+    NavItem(_("API tokens"), "accounts:token_list", frozenset({Role.APPLICANT})),
+    NavItem(_("Account security"), "mfa_index", frozenset({Role.APPLICANT})),
+    NavItem(_("API documentation"), "api-docs", None),
+    NavItem(_("Administration"), "admin:index", frozenset({Role.OPERATOR})),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, object]:
+    roles = roles_for(request.user)
+    items = [item for item in NAVIGATION if item.roles is None or item.roles & roles]
+    return {"nav_items": items, "user_roles": sorted(roles, key=list(Role).index)}

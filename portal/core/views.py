@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal.core.health import run_checks
+from portal.societies.selectors import society_list_public
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/home.html", {"societies": society_list_public()})
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/dashboard.html")
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    results = run_checks()
+    healthy = all(result.ok for result in results.values())
+    body = {
+        "status": "ok" if healthy else "fail",
+        "checks": {name: asdict(result) for name, result in results.items()},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
