@@ -230,6 +230,10 @@ STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "files"
 
+# Tests and the demo run without `collectstatic`: WhiteNoise then serves from the finders.
+WHITENOISE_USE_FINDERS = env_bool("PORTAL_STATIC_FROM_FINDERS", DEBUG)
+WHITENOISE_MANIFEST_STRICT = False
+
 PORTAL_STORAGE = env_choice("PORTAL_STORAGE", "local", ("local", "s3"))
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
@@ -255,14 +259,11 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if WHITENOISE_USE_FINDERS
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
-# Tests and the demo run without `collectstatic`: WhiteNoise then serves from the finders.
-WHITENOISE_USE_FINDERS = env_bool("PORTAL_STATIC_FROM_FINDERS", DEBUG)
-WHITENOISE_MANIFEST_STRICT = False
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
