@@ -51,7 +51,10 @@ class OrganizationMembershipAdmin(admin.ModelAdmin):
         if change:
             raise PermissionError("Memberships are added or removed, not edited.")
         obj.pk = organization_membership_add(
-            user=obj.user, organization=obj.organization, role=obj.role, title=obj.title,
+            user=obj.user,
+            organization=obj.organization,
+            role=obj.role,
+            title=obj.title,
             by=request.user,
         ).pk
 

@@ -31,7 +31,9 @@ class MFARequiredMiddleware:
         ):
             messages.warning(
                 request,
-                _("Your role requires two-factor authentication. Set up an authenticator app to continue."),
+                _(
+                    "Your role requires two-factor authentication. Set up an authenticator app to continue."
+                ),
             )
             target = reverse("mfa_activate_totp")
             if getattr(request, "htmx", False):

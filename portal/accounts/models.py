@@ -87,7 +87,9 @@ class Organization(models.Model):
         verbose_name_plural = _("organisations")
         ordering = ["name_ja"]
         constraints = [
-            models.UniqueConstraint(fields=["name_ja", "kind"], name="organization_unique_name_kind")
+            models.UniqueConstraint(
+                fields=["name_ja", "kind"], name="organization_unique_name_kind"
+            )
         ]
 
     def __str__(self) -> str:

@@ -40,7 +40,10 @@ def organization_membership_add(
 ) -> OrganizationMembership:
     if role not in OrganizationMembership.Role.values:
         raise ValidationError({"role": _("Unknown role.")})
-    if role == OrganizationMembership.Role.OPERATOR and organization.kind != Organization.Kind.OPERATOR:
+    if (
+        role == OrganizationMembership.Role.OPERATOR
+        and organization.kind != Organization.Kind.OPERATOR
+    ):
         raise ValidationError(
             {"role": _("Only members of the platform operator can hold the operator role.")}
         )
@@ -71,6 +74,33 @@ def organization_membership_remove(*, membership: OrganizationMembership, by: Us
             },
         )
         membership.delete()
+
+
+def user_update_profile(
+    *, user: User, by: User, full_name: str | None = None, full_name_kana: str | None = None
+) -> User:
+    if by.pk != user.pk and not by.is_staff:
+        raise ValidationError(_("You can only change your own profile."))
+    changes = {
+        name: value.strip()
+        for name, value in (("full_name", full_name), ("full_name_kana", full_name_kana))
+        if value is not None
+    }
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        changed = {name: value for name, value in changes.items() if getattr(user, name) != value}
+        for name, value in changed.items():
+            setattr(user, name, value)
+        user.full_clean(exclude=["password"])
+        user.save(update_fields=list(changed) or None)
+        if changed:
+            audit_record(
+                action="accounts.profile_updated",
+                actor=by,
+                target=user,
+                details={"fields": sorted(changed)},
+            )
+    return user
 
 
 def api_token_create(*, user: User, by: User) -> tuple[AuthToken, str]:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.signals import password_changed, password_reset
+from allauth.mfa.signals import (
+    authentication_failed,
+    authenticator_added,
+    authenticator_removed,
+    authenticator_reset,
+)
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -38,3 +45,44 @@ def _record_login_failed(
 def _record_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if user is not None:
         audit_record(action="accounts.logout", actor=user, target=user)
+
+
+# --- Second factor and password events (allauth) ---------------------------------------------
+
+_MFA_ACTIONS = {
+    "added": "accounts.mfa_activated",
+    "removed": "accounts.mfa_deactivated",
+    "reset": "accounts.mfa_recovery_codes_reset",
+    "failed": "accounts.mfa_failed",
+}
+
+
+def _mfa_receiver(kind: str):  # type: ignore[no-untyped-def]
+    def record(sender: Any, user: Any, authenticator: Any = None, **kwargs: Any) -> None:
+        audit_record(
+            action=_MFA_ACTIONS[kind],
+            actor=user,
+            target=user,
+            details={"type": getattr(authenticator, "type", "")},
+        )
+
+    return record
+
+
+for _signal, _kind in (
+    (authenticator_added, "added"),
+    (authenticator_removed, "removed"),
+    (authenticator_reset, "reset"),
+    (authentication_failed, "failed"),
+):
+    _signal.connect(_mfa_receiver(_kind), dispatch_uid=f"audit_mfa_{_kind}", weak=False)
+
+
+@receiver(password_changed, dispatch_uid="audit_password_changed")
+def _record_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    audit_record(action="accounts.password_changed", actor=user, target=user)
+
+
+@receiver(password_reset, dispatch_uid="audit_password_reset")
+def _record_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    audit_record(action="accounts.password_reset", actor=user, target=user)

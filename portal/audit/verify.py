@@ -29,13 +29,13 @@ def verify_chain(
     expected_prev = GENESIS_HASH
     expected_id = 1
     checked = 0
-    last_id = 0
+    # No lower bound on the first chunk: a row slipped in with an id of 0 or below must be seen.
+    last_id: int | None = None
     while True:
-        rows = list(
-            AuditEvent.objects.filter(id__gt=last_id).order_by("id").values_list(*_FIELDS)[
-                :chunk_size
-            ]
-        )
+        events = AuditEvent.objects.order_by("id")
+        if last_id is not None:
+            events = events.filter(id__gt=last_id)
+        rows = list(events.values_list(*_FIELDS)[:chunk_size])
         if not rows:
             break
         for row in rows:
@@ -83,9 +83,11 @@ def verify_chain(
     head_hash = head.last_hash if head else GENESIS_HASH
     head_count = head.event_count if head else 0
     if (head_id or 0) != checked or head_hash != expected_prev or head_count != checked:
+        # More events than the head knows of: the first one past the head was slipped in.
+        surplus = checked > (head_id or 0)
         return ChainReport(
-            checked, False, head_id or checked,
+            checked, False, (head_id or 0) + 1 if surplus else (head_id or checked),
             f"the chain head records {head_count} events ending at #{head_id}, "
-            f"but {checked} events were found (events were removed from the end or the head was changed)",
+            f"but {checked} events were found (events were removed from or added at the end, or the head was changed)",
         )
     return ChainReport(checked, True)

@@ -1,6 +1,148 @@
-from django.http import HttpRequest, HttpResponse
+"""The auditor's pages: the filtered log, page by page, and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal.accounts.roles import Role, roles_for
+from portal.audit.forms import PORTAL_ZONE, AuditEventFilterForm
+from portal.audit.models import AuditEvent
+from portal.audit.selectors import (
+    audit_action_choices,
+    audit_event_export_rows,
+    audit_event_page,
+)
+from portal.audit.services import audit_record
+
+AUDIT_READER_ROLES = frozenset({Role.AUDITOR, Role.OPERATOR})
+
+EXPORT_COLUMNS = (
+    "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type", "target_id",
+    "target_repr", "details", "request_id", "prev_hash", "hash",
+)
+# A cell starting with one of these is read by spreadsheet programs as a formula; actor e-mails
+# of failed sign-ins and target names come from outside, so such cells are prefixed with '.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def audit_reader_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed in (else to the sign-in page) and an auditor or operator (else 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not roles_for(request.user) & AUDIT_READER_ROLES:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def details_json(details: Any) -> str:
+    return json.dumps(details, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+
+
+@require_GET
+@never_cache
+@audit_reader_required
 def event_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/event_list.html")
+    form = AuditEventFilterForm(request.GET)
+    page = None
+    query: dict[str, str] = {}
+    if form.is_valid():
+        page = audit_event_page(
+            filters=form.filters(),
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+        )
+        query = form.filter_query()
+    context = {
+        "form": form,
+        "page": page,
+        "rows": [(event, details_json(event.details)) for event in page.events] if page else [],
+        "actions": audit_action_choices(),
+        "next_query": _page_query(query, before=page.next_before) if page else "",
+        "previous_query": _page_query(query, after=page.previous_after) if page else "",
+    }
+    return render(request, "audit/event_list.html", context)
+
+
+def _page_query(query: dict[str, str], **cursor: int | None) -> str:
+    ((name, value),) = cursor.items()
+    if value is None:
+        return ""
+    return urlencode({**query, name: value})
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, so each row can be streamed."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _export_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _export_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    # The byte-order mark tells Excel (which otherwise assumes Shift_JIS in Japan) it is UTF-8.
+    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
+    for event in events:
+        yield writer.writerow(
+            [
+                event.id,
+                timezone.localtime(event.created_at, PORTAL_ZONE).isoformat(),
+                event.actor_id if event.actor_id is not None else "",
+                _export_cell(event.actor_email),
+                event.ip or "",
+                _export_cell(event.action),
+                _export_cell(event.target_type),
+                _export_cell(event.target_id),
+                _export_cell(event.target_repr),
+                details_json(event.details),
+                event.request_id,
+                event.prev_hash,
+                event.hash,
+            ]
+        )
+
+
+@require_GET
+@never_cache
+@audit_reader_required
+def event_export(request: HttpRequest) -> HttpResponse:
+    form = AuditEventFilterForm(request.GET)
+    if not form.is_valid():
+        context = {"form": form, "page": None, "actions": audit_action_choices()}
+        return render(request, "audit/event_list.html", context, status=400)
+    filters = form.filters()
+    # The export's own event marks where it ends: every event before it had committed when it was
+    # written (events are numbered under the chain lock), so the file holds exactly those.
+    export_event = audit_record(
+        action="audit.exported", actor=request.user, details={"filters": filters.as_details()}
+    )
+    rows = audit_event_export_rows(filters=filters, up_to_id=export_event.id)
+    stamp = timezone.localtime(export_event.created_at, PORTAL_ZONE).strftime("%Y%m%d-%H%M%S")
+    return StreamingHttpResponse(
+        (line.encode("utf-8") for line in _export_lines(rows)),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="audit-events-{stamp}.csv"'},
+    )

@@ -31,3 +31,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "checks": {name: asdict(result) for name, result in results.items()},
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """An expired or missing form token: explain it in the person's language."""
+    return render(request, "csrf_failure.html", status=403)

@@ -20,14 +20,20 @@ class SocietyAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name_en",)}
 
     def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
-        profile = {name: form.cleaned_data[name] for name in PROFILE_FIELDS if name in form.cleaned_data}
+        profile = {
+            name: form.cleaned_data[name] for name in PROFILE_FIELDS if name in form.cleaned_data
+        }
         if change:
             society_update_profile(society=obj, by=request.user, **profile)
         else:
             profile = {k: v for k, v in profile.items() if k not in {"name_ja", "name_en"}}
             obj.pk = society_create(
-                slug=obj.slug, name_ja=obj.name_ja, name_en=obj.name_en, kind=obj.kind,
-                by=request.user, **profile,
+                slug=obj.slug,
+                name_ja=obj.name_ja,
+                name_en=obj.name_en,
+                kind=obj.kind,
+                by=request.user,
+                **profile,
             ).pk
 
 

@@ -11,8 +11,15 @@ class SocietySerializer(serializers.ModelSerializer):
     class Meta:
         model = Society
         fields = [
-            "slug", "name_ja", "name_en", "kind", "image_types_ja", "image_types_en",
-            "description_ja", "description_en", "website",
+            "slug",
+            "name_ja",
+            "name_en",
+            "kind",
+            "image_types_ja",
+            "image_types_en",
+            "description_ja",
+            "description_en",
+            "website",
         ]
 
 

@@ -6,12 +6,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from portal.accounts.models import User
+from portal.accounts.models import Organization, User
 from portal.audit.services import audit_record
 from portal.societies.models import Society, SocietyMembership
 
 PROFILE_FIELDS = (
-    "name_ja", "name_en", "image_types_ja", "image_types_en", "description_ja", "description_en",
+    "name_ja",
+    "name_en",
+    "image_types_ja",
+    "image_types_en",
+    "description_ja",
+    "description_en",
     "website",
 )
 
@@ -53,10 +58,24 @@ def society_membership_remove(*, membership: SocietyMembership, by: User | None)
 
 
 def society_create(
-    *, slug: str, name_ja: str, name_en: str, kind: str, by: User | None, **profile: str
+    *,
+    slug: str,
+    name_ja: str,
+    name_en: str,
+    kind: str,
+    by: User | None,
+    organization: Organization | None = None,
+    **profile: str,
 ) -> Society:
     with transaction.atomic():
-        society = Society(slug=slug, name_ja=name_ja, name_en=name_en, kind=kind, **profile)
+        society = Society(
+            slug=slug,
+            name_ja=name_ja,
+            name_en=name_en,
+            kind=kind,
+            organization=organization,
+            **profile,
+        )
         society.full_clean()
         society.save()
         audit_record(
@@ -65,12 +84,12 @@ def society_create(
     return society
 
 
-def society_update_profile(
-    *, society: Society, by: User | None, **fields: str
-) -> Society:
+def society_update_profile(*, society: Society, by: User | None, **fields: str) -> Society:
     unknown = set(fields) - set(PROFILE_FIELDS)
     if unknown:
-        raise ValidationError(_("These fields cannot be changed: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+        raise ValidationError(
+            _("These fields cannot be changed: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
+        )
     with transaction.atomic():
         society = Society.objects.select_for_update().get(pk=society.pk)
         changed = {name: value for name, value in fields.items() if getattr(society, name) != value}

@@ -24,7 +24,7 @@ class UserFactory(DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
 
     @factory.post_generation
-    def verified_email(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]  # noqa: N805
+    def verified_email(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
         obj.save()
         if create:
             EmailAddress.objects.get_or_create(

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from allauth.mfa.models import Authenticator
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from portal.accounts.models import Organization, User
+from portal.accounts.roles import Role, roles_for
+from portal.audit.models import AuditEvent
+from portal.audit.verify import verify_chain
+from portal.core.demo import demo_totp_secret, totp_code
+from portal.societies.models import Society
+
+EXPECTED_ROLES = {
+    "operator@demo.example.jp": Role.OPERATOR,
+    "auditor@demo.example.jp": Role.AUDITOR,
+    "society-admin@demo.example.jp": Role.SOCIETY_ADMIN,
+    "steward@demo.example.jp": Role.STEWARD,
+    "committee@demo.example.jp": Role.COMMITTEE_MEMBER,
+    "head@demo.example.jp": Role.INSTITUTION_HEAD,
+    "researcher@demo.example.jp": Role.APPLICANT,
+    "company@demo.example.jp": Role.APPLICANT,
+}
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_creates_societies_and_one_account_per_role(db):
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+
+    assert list(Society.objects.order_by("id").values_list("slug", flat=True)) == [
+        "jsp", "jges", "jrs", "jos", "jsum", "jda", "nii"
+    ]
+    assert Society.objects.get(slug="nii").kind == "platform"
+    for email, role in EXPECTED_ROLES.items():
+        assert role in roles_for(User.objects.get(email=email)), email
+        assert email in out.getvalue()
+    assert Organization.objects.get(kind="operator").name_ja == "国立情報学研究所"
+    assert verify_chain().ok
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_is_idempotent(db):
+    call_command("seed_demo", stdout=io.StringIO())
+    counts = (User.objects.count(), Society.objects.count(), Organization.objects.count(),
+              Authenticator.objects.count(), AuditEvent.objects.count())
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    assert (User.objects.count(), Society.objects.count(), Organization.objects.count(),
+            Authenticator.objects.count(), AuditEvent.objects.count()) == counts
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_gives_mfa_roles_a_known_totp(db):
+    call_command("seed_demo", stdout=io.StringIO())
+
+    with_totp = set(
+        Authenticator.objects.filter(type="totp").values_list("user__email", flat=True)
+    )
+    assert with_totp == {
+        "operator@demo.example.jp", "auditor@demo.example.jp", "society-admin@demo.example.jp",
+        "steward@demo.example.jp", "committee@demo.example.jp",
+    }
+    out = io.StringIO()
+    call_command("demo_totp", "auditor@demo.example.jp", stdout=out, stderr=io.StringIO())
+    assert out.getvalue().strip() == totp_code(demo_totp_secret("auditor@demo.example.jp"))
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=False)
+def test_seed_demo_refused_in_production(db):
+    with pytest.raises(CommandError, match="seed_demo runs only"):
+        call_command("seed_demo", stdout=io.StringIO())
+
+    assert list(User.objects.values_list("email", flat=True)) == []
+
+
+def test_totp_code_matches_rfc6238_vector():
+    # RFC 6238 appendix B, SHA-1, T = 59 s: 94287082 (we keep the last six digits)
+    import base64
+
+    secret = base64.b32encode(b"12345678901234567890").decode()
+    assert totp_code(secret, at=59) == "287082"
