@@ -5,7 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 # The administration site signs in through allauth, so MFA and lockout apply there as well.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
-admin.site.site_header = "Clinical Image Portal"
 
 urlpatterns = [
     path("", include("portal.core.urls")),

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.signals import password_changed, password_reset
+from allauth.account.signals import (
+    email_confirmed,
+    password_changed,
+    password_reset,
+    user_signed_up,
+)
 from allauth.mfa.signals import (
     authentication_failed,
     authenticator_added,
@@ -86,3 +91,18 @@ def _record_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any
 @receiver(password_reset, dispatch_uid="audit_password_reset")
 def _record_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     audit_record(action="accounts.password_reset", actor=user, target=user)
+
+
+@receiver(user_signed_up, dispatch_uid="audit_signed_up")
+def _record_signed_up(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    audit_record(action="accounts.signed_up", actor=user, target=user)
+
+
+@receiver(email_confirmed, dispatch_uid="audit_email_confirmed")
+def _record_email_confirmed(sender: Any, request: Any, email_address: Any, **kwargs: Any) -> None:
+    audit_record(
+        action="accounts.email_confirmed",
+        actor=email_address.user,
+        target=email_address.user,
+        details={"email": email_address.email},
+    )

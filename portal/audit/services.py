@@ -27,6 +27,11 @@ def _chain_head_for_update() -> AuditChainHead:
     if head is not None:
         return head
     if AuditEvent.objects.exists():
+        # Another writer may have just committed the first event together with the head, after
+        # the lookup above: look once more before declaring the head lost.
+        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+        if head is not None:
+            return head
         raise AuditChainBroken(
             "The audit chain head is missing although events exist; run `manage.py audit_verify`."
         )

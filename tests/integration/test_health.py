@@ -72,8 +72,15 @@ def test_healthz_broken_database_returns_503_naming_database(client, db, monkeyp
     assert body["checks"]["storage"]["ok"] is True
 
 
-def test_healthz_unreachable_broker_returns_503_naming_broker(client, db):
+def _point_broker_at_closed_port(monkeypatch: pytest.MonkeyPatch) -> str:
     closed = f"redis://127.0.0.1:{_free_port()}/0"
+    # Celery reads CELERY_BROKER_URL from the environment before it looks at Django's settings.
+    monkeypatch.setenv("CELERY_BROKER_URL", closed)
+    return closed
+
+
+def test_healthz_unreachable_broker_returns_503_naming_broker(client, db, monkeypatch):
+    closed = _point_broker_at_closed_port(monkeypatch)
     with override_settings(CELERY_BROKER_URL=closed, CELERY_TASK_ALWAYS_EAGER=False):
         response = client.get("/healthz")
 
@@ -88,8 +95,8 @@ def test_healthz_unreachable_broker_returns_503_naming_broker(client, db):
     assert body["checks"]["storage"]["ok"] is True
 
 
-def test_healthz_unreachable_broker_does_not_wait_for_a_worker(client, db):
-    closed = f"redis://127.0.0.1:{_free_port()}/0"
+def test_healthz_unreachable_broker_does_not_wait_for_a_worker(client, db, monkeypatch):
+    closed = _point_broker_at_closed_port(monkeypatch)
     with override_settings(
         CELERY_BROKER_URL=closed, CELERY_TASK_ALWAYS_EAGER=False, PORTAL_HEALTH_CHECK_WORKER=True
     ):

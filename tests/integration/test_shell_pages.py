@@ -17,7 +17,7 @@ PAGES = [
     ("/accounts/password/reset/", None, "パスワードの再設定", "Password Reset"),
     ("/dashboard/", "applicant", "あなたのロール", "Your roles"),
     ("/accounts/tokens/", "applicant", "APIトークン", "API tokens"),
-    ("/accounts/2fa/", "auditor", "多要素認証", "Two-Factor Authentication"),
+    ("/accounts/2fa/", "auditor", "二要素認証", "Two-Factor Authentication"),
     ("/audit/", "auditor", "監査ログ", "Audit log"),
 ]
 
