@@ -103,3 +103,9 @@ def auditor(db):  # type: ignore[no-untyped-def]
     give_totp(user)
     return user
 
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    # PBKDF2 with production iterations makes every persona cost most of a second to create.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -27,7 +27,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
-        return self.object_list[: COUNT_CAP].count()  # type: ignore[union-attr, no-any-return]
+        return self.object_list[:COUNT_CAP].count()  # type: ignore[union-attr, no-any-return]
 
 
 class RecentActionFilter(admin.SimpleListFilter):
@@ -37,7 +37,9 @@ class RecentActionFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(action, action) for action in audit_action_choices()]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuditEvent]
+    ) -> QuerySet[AuditEvent]:
         value = self.value()
         return queryset.filter(action=value) if value else queryset
 
@@ -53,8 +55,19 @@ class AuditEventAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     actions = None
     readonly_fields = (
-        "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type", "target_id",
-        "target_repr", "details", "request_id", "prev_hash", "hash",
+        "id",
+        "created_at",
+        "actor_id",
+        "actor_email",
+        "ip",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "details",
+        "request_id",
+        "prev_hash",
+        "hash",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

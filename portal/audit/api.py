@@ -13,12 +13,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 from portal.accounts.permissions import IsAuthenticatedWithMFA
-from portal.accounts.roles import Role, roles_for
 from portal.audit.forms import AuditEventFilterForm
 from portal.audit.models import AuditEvent
-from portal.audit.selectors import PAGE_SIZE, audit_event_list
-
-AUDIT_READER_ROLES = frozenset({Role.AUDITOR, Role.OPERATOR})
+from portal.audit.selectors import PAGE_SIZE, audit_event_list, audit_log_readable_by
 
 
 class CanReadAuditLog(IsAuthenticatedWithMFA):
@@ -27,17 +24,26 @@ class CanReadAuditLog(IsAuthenticatedWithMFA):
     message = _("Only auditors and platform operators may read the audit log.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return super().has_permission(request, view) and bool(
-            roles_for(request.user) & AUDIT_READER_ROLES
-        )
+        return super().has_permission(request, view) and audit_log_readable_by(request.user)
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type",
-            "target_id", "target_repr", "details", "request_id", "prev_hash", "hash",
+            "id",
+            "created_at",
+            "actor_id",
+            "actor_email",
+            "ip",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "details",
+            "request_id",
+            "prev_hash",
+            "hash",
         ]
         read_only_fields = fields
 
@@ -52,15 +58,24 @@ class AuditEventFilterBackend(BaseFilterBackend):
     """The page's filter form applied to query parameters; bad values answer 400."""
 
     _parameters = (
-        ("actor", None,
-         "An e-mail address, or the start of one followed by `*` (e.g. `tanaka@*`)."),
+        (
+            "actor",
+            None,
+            "An e-mail address, or the start of one followed by `*` (e.g. `tanaka@*`).",
+        ),
         ("action", None, "An action, exactly (e.g. `accounts.login`)."),
         ("target_type", None, "The target's model label (e.g. `accounts.user`)."),
         ("target_id", None, "The target's id, exactly."),
-        ("since", "date-time",
-         "Events at or after this time; without an offset it is read as Japan time."),
-        ("until", "date-time",
-         "Events before this time; without an offset it is read as Japan time."),
+        (
+            "since",
+            "date-time",
+            "Events at or after this time; without an offset it is read as Japan time.",
+        ),
+        (
+            "until",
+            "date-time",
+            "Events before this time; without an offset it is read as Japan time.",
+        ),
     )
 
     def filter_queryset(
@@ -69,7 +84,10 @@ class AuditEventFilterBackend(BaseFilterBackend):
         form = AuditEventFilterForm(request.query_params)
         if not form.is_valid():
             raise ValidationError(
-                {name: [str(message) for message in messages] for name, messages in form.errors.items()}
+                {
+                    name: [str(message) for message in messages]
+                    for name, messages in form.errors.items()
+                }
             )
         return audit_event_list(filters=form.filters(), events=queryset)
 

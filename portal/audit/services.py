@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,9 @@ def audit_record(
         raise ValueError(f"Audit action {action!r} must look like 'app.verb' in lower case.")
     request = context.current()
     event_ip = ip if ip is not None else request.ip
+    if event_ip is not None:
+        # Hash the address in the form the database stores it (compressed, lower-case IPv6).
+        event_ip = str(ipaddress.ip_address(event_ip))
     with transaction.atomic():
         head = _chain_head_for_update()
         event = AuditEvent(

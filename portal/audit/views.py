@@ -18,21 +18,30 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal.accounts.roles import Role, roles_for
 from portal.audit.forms import PORTAL_ZONE, AuditEventFilterForm
 from portal.audit.models import AuditEvent
 from portal.audit.selectors import (
     audit_action_choices,
     audit_event_export_rows,
     audit_event_page,
+    audit_log_readable_by,
 )
 from portal.audit.services import audit_record
 
-AUDIT_READER_ROLES = frozenset({Role.AUDITOR, Role.OPERATOR})
-
 EXPORT_COLUMNS = (
-    "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type", "target_id",
-    "target_repr", "details", "request_id", "prev_hash", "hash",
+    "id",
+    "created_at",
+    "actor_id",
+    "actor_email",
+    "ip",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "details",
+    "request_id",
+    "prev_hash",
+    "hash",
 )
 # A cell starting with one of these is read by spreadsheet programs as a formula; actor e-mails
 # of failed sign-ins and target names come from outside, so such cells are prefixed with '.
@@ -45,7 +54,7 @@ def audit_reader_required(view: Callable[..., HttpResponse]) -> Callable[..., Ht
     @wraps(view)
     @login_required
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not roles_for(request.user) & AUDIT_READER_ROLES:
+        if not audit_log_readable_by(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
@@ -53,7 +62,10 @@ def audit_reader_required(view: Callable[..., HttpResponse]) -> Callable[..., Ht
 
 
 def details_json(details: Any) -> str:
-    return json.dumps(details, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    # Sorted keys: PostgreSQL (jsonb) and SQLite hand keys back in different orders.
+    return json.dumps(
+        details, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    )
 
 
 @require_GET

@@ -15,7 +15,26 @@ CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def _end_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """After the browser tests, end sessions the live server's request threads left open.
+
+    Those threads can still hold a PostgreSQL connection when the test database is dropped,
+    which then fails with "database is being accessed by other users".
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(scope="session")
+def browser(_end_stray_connections: None) -> Iterator[Any]:
     require(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
             f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the

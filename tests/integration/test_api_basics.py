@@ -55,7 +55,7 @@ def test_api_unknown_token_error_in_english_when_asked(client, db):
 def test_api_expired_token_is_refused(client, applicant):
     from datetime import timedelta
 
-    instance, raw = AuthToken.objects.create(applicant, expiry=timedelta(seconds=-1))
+    _instance, raw = AuthToken.objects.create(applicant, expiry=timedelta(seconds=-1))
 
     response = client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {raw}")
 

@@ -88,9 +88,12 @@ def test_database_refuses_raw_update_on_postgresql(events):
     require(connection.vendor == "postgresql", NEEDS_POSTGRES)
     before = stored()
 
-    with pytest.raises(DatabaseError, match="append-only: UPDATE refused"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("UPDATE audit_auditevent SET actor_email = 'x@example.jp' WHERE id = 2")
+    with (
+        pytest.raises(DatabaseError, match="append-only: UPDATE refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE audit_auditevent SET actor_email = 'x@example.jp' WHERE id = 2")
 
     assert stored() == before
 
@@ -99,9 +102,12 @@ def test_database_refuses_raw_delete_on_postgresql(events):
     require(connection.vendor == "postgresql", NEEDS_POSTGRES)
     before = stored()
 
-    with pytest.raises(DatabaseError, match="append-only: DELETE refused"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("DELETE FROM audit_auditevent WHERE id = 3")
+    with (
+        pytest.raises(DatabaseError, match="append-only: DELETE refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = 3")
 
     assert stored() == before
 
@@ -110,11 +116,14 @@ def test_database_refuses_truncate_without_setting_on_postgresql(events):
     require(connection.vendor == "postgresql", NEEDS_POSTGRES)
     before = stored()
 
-    with pytest.raises(DatabaseError, match="append-only: TRUNCATE refused"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            # The test suite allows TRUNCATE on every connection; take that back for this statement.
-            cursor.execute("SET LOCAL portal.allow_audit_truncate = 'off'")
-            cursor.execute("TRUNCATE audit_auditevent")
+    with (
+        pytest.raises(DatabaseError, match="append-only: TRUNCATE refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        # The test suite allows TRUNCATE on every connection; take that back for this statement.
+        cursor.execute("SET LOCAL portal.allow_audit_truncate = 'off'")
+        cursor.execute("TRUNCATE audit_auditevent")
 
     assert stored() == before
     with connection.cursor() as cursor:

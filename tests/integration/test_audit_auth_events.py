@@ -24,8 +24,15 @@ def test_login_recorded(client, applicant):
 
     assert response.status_code == 302
     assert events() == [
-        ("accounts.login", applicant.pk, "applicant@example.co.jp", "127.0.0.1",
-         "accounts.user", str(applicant.pk), {}),
+        (
+            "accounts.login",
+            applicant.pk,
+            "applicant@example.co.jp",
+            "127.0.0.1",
+            "accounts.user",
+            str(applicant.pk),
+            {},
+        ),
     ]
     assert len(AuditEvent.objects.get().request_id) == 32
     assert verify_chain() == ChainReport(checked=1, ok=True)
@@ -39,8 +46,15 @@ def test_login_failed_recorded_with_attempted_email(client, applicant):
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
     assert events() == [
-        ("accounts.login_failed", None, "applicant@example.co.jp", "127.0.0.1", "", "",
-         {"locked_out": False}),
+        (
+            "accounts.login_failed",
+            None,
+            "applicant@example.co.jp",
+            "127.0.0.1",
+            "",
+            "",
+            {"locked_out": False},
+        ),
     ]
 
 
@@ -48,8 +62,15 @@ def test_login_failed_unknown_email_recorded(client, db):
     client.post("/accounts/login/", {"login": "nobody@example.jp", "password": "wrong password 1"})
 
     assert events() == [
-        ("accounts.login_failed", None, "nobody@example.jp", "127.0.0.1", "", "",
-         {"locked_out": False}),
+        (
+            "accounts.login_failed",
+            None,
+            "nobody@example.jp",
+            "127.0.0.1",
+            "",
+            "",
+            {"locked_out": False},
+        ),
     ]
 
 

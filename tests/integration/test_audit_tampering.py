@@ -52,10 +52,18 @@ def record_events(count: int) -> list[AuditEvent]:
 
 def rehash(event: AuditEvent, **changes: Any) -> str:
     values = {
-        "prev_hash": event.prev_hash, "event_id": event.id, "created_at": event.created_at,
-        "actor_id": event.actor_id, "actor_email": event.actor_email, "ip": event.ip,
-        "action": event.action, "target_type": event.target_type, "target_id": event.target_id,
-        "target_repr": event.target_repr, "details": event.details, "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+        "event_id": event.id,
+        "created_at": event.created_at,
+        "actor_id": event.actor_id,
+        "actor_email": event.actor_email,
+        "ip": event.ip,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "details": event.details,
+        "request_id": event.request_id,
     }
     values.update(changes)
     return event_hash(**values)
@@ -65,7 +73,9 @@ def insert_raw(cursor: Any, **row: Any) -> None:
     row = {**row, "details": json.dumps(row["details"])}
     columns = ", ".join(row)
     placeholders = ", ".join(["%s"] * len(row))
-    cursor.execute(f"INSERT INTO audit_auditevent ({columns}) VALUES ({placeholders})", list(row.values()))
+    cursor.execute(
+        f"INSERT INTO audit_auditevent ({columns}) VALUES ({placeholders})", list(row.values())
+    )
 
 
 def command_error() -> str:
@@ -115,7 +125,9 @@ def test_verify_chain_changed_details_names_that_event():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=2, ok=False, bad_event_id=3,
+        checked=2,
+        ok=False,
+        bad_event_id=3,
         problem="its content does not match its hash (it was changed)",
     )
     assert command_error() == (
@@ -149,7 +161,9 @@ def test_verify_chain_changed_event_with_recomputed_hash_caught_at_next_event():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=3, ok=False, bad_event_id=4,
+        checked=3,
+        ok=False,
+        bad_event_id=4,
         problem="its previous-hash does not match the event before it "
         "(an event was removed, inserted or rewritten before it)",
     )
@@ -180,7 +194,9 @@ def test_verify_chain_deleted_middle_event_caught_at_next_event():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=1, ok=False, bad_event_id=3,
+        checked=1,
+        ok=False,
+        bad_event_id=3,
         problem="event #2 is missing: the next stored event is #3",
     )
     assert command_error() == (
@@ -208,7 +224,9 @@ def test_verify_chain_deleted_last_event_caught_by_head():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=4, ok=False, bad_event_id=5,
+        checked=4,
+        ok=False,
+        bad_event_id=5,
         problem="the chain head records 5 events ending at #5, but 4 events were found "
         "(events were removed from or added at the end, or the head was changed)",
     )
@@ -221,9 +239,18 @@ def test_verify_chain_forged_event_appended_without_head_names_it():
     events = record_events(3)
     created_at = timezone.now()
     forged = {
-        "id": 4, "created_at": created_at, "actor_id": None, "actor_email": "forger@example.jp",
-        "ip": None, "action": "tests.something_happened", "target_type": "", "target_id": "",
-        "target_repr": "", "details": {"n": 4}, "request_id": "", "prev_hash": events[2].hash,
+        "id": 4,
+        "created_at": created_at,
+        "actor_id": None,
+        "actor_email": "forger@example.jp",
+        "ip": None,
+        "action": "tests.something_happened",
+        "target_type": "",
+        "target_id": "",
+        "target_repr": "",
+        "details": {"n": 4},
+        "request_id": "",
+        "prev_hash": events[2].hash,
     }
     forged["hash"] = rehash(AuditEvent(**forged))
     with superuser_cursor() as cursor:
@@ -239,9 +266,18 @@ def test_verify_chain_forged_event_appended_without_head_names_it():
 def test_verify_chain_forged_event_with_gap_id_names_it():
     events = record_events(3)
     forged = {
-        "id": 9, "created_at": timezone.now(), "actor_id": None, "actor_email": "",
-        "ip": None, "action": "tests.something_happened", "target_type": "", "target_id": "",
-        "target_repr": "", "details": {}, "request_id": "", "prev_hash": events[2].hash,
+        "id": 9,
+        "created_at": timezone.now(),
+        "actor_id": None,
+        "actor_email": "",
+        "ip": None,
+        "action": "tests.something_happened",
+        "target_type": "",
+        "target_id": "",
+        "target_repr": "",
+        "details": {},
+        "request_id": "",
+        "prev_hash": events[2].hash,
     }
     forged["hash"] = rehash(AuditEvent(**forged))
     with superuser_cursor() as cursor:
@@ -250,7 +286,9 @@ def test_verify_chain_forged_event_with_gap_id_names_it():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=3, ok=False, bad_event_id=9,
+        checked=3,
+        ok=False,
+        bad_event_id=9,
         problem="event #4 is missing: the next stored event is #9",
     )
     assert command_error().startswith("Audit chain broken at event #9: event #4 is missing")
@@ -259,9 +297,18 @@ def test_verify_chain_forged_event_with_gap_id_names_it():
 def test_verify_chain_forged_event_before_the_first_names_it():
     record_events(2)
     forged = {
-        "id": 0, "created_at": timezone.now(), "actor_id": None, "actor_email": "",
-        "ip": None, "action": "tests.something_happened", "target_type": "", "target_id": "",
-        "target_repr": "", "details": {}, "request_id": "", "prev_hash": "0" * 64,
+        "id": 0,
+        "created_at": timezone.now(),
+        "actor_id": None,
+        "actor_email": "",
+        "ip": None,
+        "action": "tests.something_happened",
+        "target_type": "",
+        "target_id": "",
+        "target_repr": "",
+        "details": {},
+        "request_id": "",
+        "prev_hash": "0" * 64,
     }
     forged["hash"] = rehash(AuditEvent(**forged))
     with superuser_cursor() as cursor:
@@ -270,7 +317,9 @@ def test_verify_chain_forged_event_before_the_first_names_it():
     report = verify_chain()
 
     assert report == ChainReport(
-        checked=0, ok=False, bad_event_id=0,
+        checked=0,
+        ok=False,
+        bad_event_id=0,
         problem="event #1 is out of order: the next stored event is #0",
     )
 

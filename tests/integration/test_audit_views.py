@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from unittest import mock
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 from django.urls import reverse
@@ -15,7 +15,12 @@ from portal.audit.models import AuditEvent
 from portal.audit.selectors import AuditEventFilters, audit_event_export_rows
 from portal.audit.services import audit_record
 from portal.audit.verify import ChainReport, verify_chain
-from tests.factories import OrganizationFactory, OrganizationMembershipFactory, UserFactory, give_totp
+from tests.factories import (
+    OrganizationFactory,
+    OrganizationMembershipFactory,
+    UserFactory,
+    give_totp,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +136,7 @@ def test_audit_page_shows_event_in_japan_time_with_compact_details(auditor_clien
     assert "<td>192.0.2.10</td>" in body
     assert "<code>accounts.membership_added</code>" in body
     assert f"<code>accounts.user#{applicant.pk}</code> 申請 太郎" in body
-    assert "<code>{&quot;role&quot;:&quot;監査&quot;,&quot;n&quot;:1}</code>" in body
+    assert "<code>{&quot;n&quot;:1,&quot;role&quot;:&quot;監査&quot;}</code>" in body
 
 
 def test_audit_page_renders_in_japanese_by_default(auditor_client):
@@ -162,7 +167,9 @@ def mixed_events(auditor_client, applicant, steward):  # type: ignore[no-untyped
     record_at(base, action="accounts.login", actor=applicant, target=applicant)  # 2
     record_at(base.replace(hour=1), action="access.granted", actor=steward, target=applicant)  # 3
     record_at(base.replace(hour=2), action="access.revoked", actor=steward, target=steward)  # 4
-    record_at(base.replace(hour=3), action="accounts.login_failed", actor_email="applicant@example.co.jpx")  # 5
+    record_at(
+        base.replace(hour=3), action="accounts.login_failed", actor_email="applicant@example.co.jpx"
+    )  # 5
     record_at(base.replace(hour=4), action="accounts.login", actor=steward, target=steward)  # 6
     record_at(base.replace(hour=5), action="access.granted", actor=applicant, target=steward)  # 7
     return {"applicant": applicant, "steward": steward}
@@ -209,7 +216,9 @@ def test_audit_page_filter_target_type_and_id(auditor_client, mixed_events):
 
 def test_audit_page_filter_time_range_in_japan_time(auditor_client, mixed_events):
     # 10:00-12:00 Tokyo is 01:00-03:00 UTC: events #3 (01:00) and #4 (02:00); #5 at 03:00 is out.
-    response = auditor_client.get(LIST_URL, {"since": "2026-04-01T10:00", "until": "2026-04-01T12:00"})
+    response = auditor_client.get(
+        LIST_URL, {"since": "2026-04-01T10:00", "until": "2026-04-01T12:00"}
+    )
 
     assert shown_ids(response) == [4, 3]
     assert 'value="2026-04-01T10:00"' in response.content.decode()
@@ -256,14 +265,19 @@ def test_audit_page_invalid_date_shows_error_next_to_field(auditor_client):
         '<input type="datetime-local" name="since" value="yesterday" aria-invalid="true" '
         'aria-describedby="id_since_helptext id_since_error" id="id_since">'
     ) in body
-    assert '<div class="field__error" id="id_since_error" role="alert"><p>Enter a valid date/time.</p></div>' in body
+    assert (
+        '<div class="field__error" id="id_since_error" role="alert"><p>Enter a valid date/time.</p></div>'
+        in body
+    )
     assert 'data-testid="audit-events"' not in body
 
 
 def test_audit_page_until_before_since_shows_error(auditor_client):
     auditor_client.cookies["django_language"] = "en"
 
-    response = auditor_client.get(LIST_URL, {"since": "2026-04-02T00:00", "until": "2026-04-01T00:00"})
+    response = auditor_client.get(
+        LIST_URL, {"since": "2026-04-02T00:00", "until": "2026-04-01T00:00"}
+    )
 
     assert response.context["form"].errors == {"until": ["Until must be later than From."]}
     assert response.context["page"] is None
@@ -358,6 +372,66 @@ def test_audit_page_cursor_past_the_end_links_back(auditor_client, many_events):
     assert link_query(response, "next") == {"before": ["122"]}
 
 
+@pytest.fixture
+def timed_events(auditor_client):  # type: ignore[no-untyped-def]
+    """#1 the auditor's login (now), then #2..#121 a minute apart from 2026-04-01 09:00 Tokyo."""
+    base = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
+    for n in range(2, 122):
+        record_at(base + timedelta(minutes=n - 2))
+    return 121
+
+
+def test_audit_page_keyset_with_time_filter_walks_older_and_back(auditor_client, timed_events):
+    window = {"since": "2026-04-01T09:00", "until": "2026-04-01T12:00"}  # #2..#121
+
+    first = auditor_client.get(LIST_URL, window)
+    second = auditor_client.get(LIST_URL, {**window, "before": "72"})
+    last = auditor_client.get(LIST_URL, {**window, "before": "22"})
+    back = auditor_client.get(LIST_URL, {**window, "after": "71"})
+
+    assert shown_ids(first) == list(range(121, 71, -1))
+    assert link_query(first, "next") == {**{k: [v] for k, v in window.items()}, "before": ["72"]}
+    assert link_query(first, "previous") is None
+    assert shown_ids(second) == list(range(71, 21, -1))
+    assert link_query(second, "previous") == {
+        **{k: [v] for k, v in window.items()},
+        "after": ["71"],
+    }
+    assert shown_ids(last) == list(range(21, 1, -1))
+    assert link_query(last, "next") is None
+    assert shown_ids(back) == list(range(121, 71, -1))
+    assert link_query(back, "previous") is None
+
+
+def test_audit_page_time_filter_orders_by_time_then_id(auditor_client, timed_events):
+    # An event whose clock ran behind (another host): shown where its time puts it.
+    record_at(datetime(2026, 4, 1, 0, 30, 30, tzinfo=UTC), action="tests.late_clock")  # #122
+
+    response = auditor_client.get(
+        LIST_URL, {"since": "2026-04-01T09:29", "until": "2026-04-01T09:33"}
+    )
+
+    assert shown_ids(response) == [34, 33, 122, 32, 31]
+
+
+def test_audit_page_time_filter_unknown_cursor_shows_empty_page(auditor_client, timed_events):
+    response = auditor_client.get(LIST_URL, {"since": "2026-04-01T09:00", "before": "5000"})
+
+    assert response.status_code == 200
+    assert shown_ids(response) == []
+    assert (link_query(response, "next"), link_query(response, "previous")) == (None, None)
+
+
+def test_audit_page_time_filter_query_count(
+    auditor_client, timed_events, django_assert_num_queries
+):
+    # As the plain page, plus the cursor event's time.
+    with django_assert_num_queries(9):
+        response = auditor_client.get(LIST_URL, {"since": "2026-04-01T09:00", "before": "72"})
+
+    assert shown_ids(response) == list(range(71, 21, -1))
+
+
 def test_audit_page_list_query_count_does_not_grow(
     auditor_client, many_events, django_assert_num_queries
 ):
@@ -372,7 +446,9 @@ def test_audit_page_list_query_count_does_not_grow(
 # --- CSV export -----------------------------------------------------------------------------------
 
 
-def test_audit_export_streams_csv_with_bom_and_records_itself(auditor_client, auditor, mixed_events):
+def test_audit_export_streams_csv_with_bom_and_records_itself(
+    auditor_client, auditor, mixed_events
+):
     applicant = mixed_events["applicant"]
 
     response = auditor_client.get(EXPORT_URL, {"actor": "applicant@*"})
@@ -384,20 +460,73 @@ def test_audit_export_streams_csv_with_bom_and_records_itself(auditor_client, au
     rows = csv_rows(response)
     events = {event.id: event for event in AuditEvent.objects.filter(id__in=[2, 5, 7])}
     assert rows == [
-        ["id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type",
-         "target_id", "target_repr", "details", "request_id", "prev_hash", "hash"],
-        ["2", "2026-04-01T09:00:00+09:00", str(applicant.pk), "applicant@example.co.jp", "",
-         "accounts.login", "accounts.user", str(applicant.pk), "申請 太郎", "{}", "",
-         events[2].prev_hash, events[2].hash],
-        ["5", "2026-04-01T12:00:00+09:00", "", "applicant@example.co.jpx", "",
-         "accounts.login_failed", "", "", "", "{}", "", events[5].prev_hash, events[5].hash],
-        ["7", "2026-04-01T14:00:00+09:00", str(applicant.pk), "applicant@example.co.jp", "",
-         "access.granted", "accounts.user", str(mixed_events["steward"].pk), "情報 管理者", "{}",
-         "", events[7].prev_hash, events[7].hash],
+        [
+            "id",
+            "created_at",
+            "actor_id",
+            "actor_email",
+            "ip",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "details",
+            "request_id",
+            "prev_hash",
+            "hash",
+        ],
+        [
+            "2",
+            "2026-04-01T09:00:00+09:00",
+            str(applicant.pk),
+            "applicant@example.co.jp",
+            "",
+            "accounts.login",
+            "accounts.user",
+            str(applicant.pk),
+            "申請 太郎",
+            "{}",
+            "",
+            events[2].prev_hash,
+            events[2].hash,
+        ],
+        [
+            "5",
+            "2026-04-01T12:00:00+09:00",
+            "",
+            "applicant@example.co.jpx",
+            "",
+            "accounts.login_failed",
+            "",
+            "",
+            "",
+            "{}",
+            "",
+            events[5].prev_hash,
+            events[5].hash,
+        ],
+        [
+            "7",
+            "2026-04-01T14:00:00+09:00",
+            str(applicant.pk),
+            "applicant@example.co.jp",
+            "",
+            "access.granted",
+            "accounts.user",
+            str(mixed_events["steward"].pk),
+            "情報 管理者",
+            "{}",
+            "",
+            events[7].prev_hash,
+            events[7].hash,
+        ],
     ]
     export = AuditEvent.objects.get(id=8)
     assert (export.action, export.actor_id, export.actor_email, export.details) == (
-        "audit.exported", auditor.pk, "auditor@nii.example.ac.jp", {"filters": {"actor": "applicant@*"}},
+        "audit.exported",
+        auditor.pk,
+        "auditor@nii.example.ac.jp",
+        {"filters": {"actor": "applicant@*"}},
     )
     assert export.ip == "127.0.0.1"
     assert verify_chain() == ChainReport(checked=8, ok=True)
@@ -406,15 +535,23 @@ def test_audit_export_streams_csv_with_bom_and_records_itself(auditor_client, au
 def test_audit_export_records_all_filters(auditor_client, mixed_events):
     auditor_client.get(
         EXPORT_URL,
-        {"action": "access.granted", "target_type": "accounts.user", "target_id": "9",
-         "since": "2026-04-01T10:00", "until": "2026-04-02T10:00"},
+        {
+            "action": "access.granted",
+            "target_type": "accounts.user",
+            "target_id": "9",
+            "since": "2026-04-01T10:00",
+            "until": "2026-04-02T10:00",
+        },
     )
 
     export = AuditEvent.objects.get(action="audit.exported")
     assert export.details == {
         "filters": {
-            "action": "access.granted", "target_type": "accounts.user", "target_id": "9",
-            "since": "2026-04-01T10:00:00+09:00", "until": "2026-04-02T10:00:00+09:00",
+            "action": "access.granted",
+            "target_type": "accounts.user",
+            "target_id": "9",
+            "since": "2026-04-01T10:00:00+09:00",
+            "until": "2026-04-02T10:00:00+09:00",
         }
     }
 
@@ -427,7 +564,9 @@ def test_audit_export_excludes_itself_and_later_events(auditor_client):
 
     assert [row[0] for row in rows[1:]] == ["1"]
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
-        "accounts.login", "audit.exported", "tests.after_export",
+        "accounts.login",
+        "audit.exported",
+        "tests.after_export",
     ]
 
 
@@ -442,6 +581,20 @@ def test_audit_export_rows_read_in_id_chunks(many_events, django_assert_num_quer
     assert ids == list(range(2, 122, 2))
 
 
+def test_audit_export_rows_with_time_filter_read_in_time_chunks(
+    timed_events, django_assert_num_queries
+):
+    filters = AuditEventFilters(
+        since=datetime(2026, 4, 1, 0, 0, tzinfo=UTC), until=datetime(2026, 4, 1, 1, 0, tzinfo=UTC)
+    )
+    rows = audit_event_export_rows(filters=filters, up_to_id=1000, chunk_size=25)
+
+    with django_assert_num_queries(3):  # 60 rows: 25, 25, then 10
+        ids = [event.id for event in rows]
+
+    assert ids == list(range(2, 62))
+
+
 def test_audit_export_query_count(auditor_client, many_events, django_assert_num_queries):
     # session, user, roles (2), MFA check; the export event (savepoint, locked head, insert, head
     # update, release); then a single chunk of rows.
@@ -453,13 +606,15 @@ def test_audit_export_query_count(auditor_client, many_events, django_assert_num
 
 def test_audit_export_neutralises_spreadsheet_formulas(auditor_client):
     audit_record(
-        action="accounts.login_failed", actor=None, actor_email="=HYPERLINK(\"http://evil\")",
+        action="accounts.login_failed",
+        actor=None,
+        actor_email='=HYPERLINK("http://evil")',
         details={"x": "=1+1"},
     )
 
     rows = csv_rows(auditor_client.get(EXPORT_URL))
 
-    assert rows[2][3] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[2][3] == '\'=HYPERLINK("http://evil")'
     assert rows[2][9] == '{"x":"=1+1"}'
 
 

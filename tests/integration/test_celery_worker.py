@@ -16,10 +16,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from kombu import Exchange, Queue
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from kombu import Exchange, Queue
 
 from portal.audit.models import AuditEvent
 from portal.audit.services import audit_record

@@ -37,6 +37,4 @@ class Command(BaseCommand):
                 f"Audit chain broken at event #{report.bad_event_id}: {report.problem}. "
                 f"{report.checked} events before it are intact."
             )
-        self.stdout.write(
-            self.style.SUCCESS(f"OK: {report.checked} events checked, chain intact.")
-        )
+        self.stdout.write(self.style.SUCCESS(f"OK: {report.checked} events checked, chain intact."))
