@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal.audit",
     "portal.accounts",
     "portal.societies",
+    "portal.ethics",
     "portal.core",
 ]
 

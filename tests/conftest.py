@@ -87,9 +87,18 @@ def steward(society):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def committee_member(db):  # type: ignore[no-untyped-def]
+def committee(db):  # type: ignore[no-untyped-def]
+    from tests.factories.ethics import EthicsCommitteeFactory
+
+    return EthicsCommitteeFactory()
+
+
+@pytest.fixture
+def committee_member(committee):  # type: ignore[no-untyped-def]
+    from tests.factories.ethics import CommitteeMembershipFactory
+
     user = UserFactory(email="committee@univ.example.ac.jp", full_name="倫理 審査委員")
-    OrganizationMembershipFactory(user=user, role="committee_member")
+    CommitteeMembershipFactory(committee=committee, user=user)
     give_totp(user)
     return user
 

@@ -108,7 +108,6 @@ class OrganizationMembership(models.Model):
     class Role(models.TextChoices):
         MEMBER = "member", _("Member")
         HEAD = "head", _("Head of institution")
-        COMMITTEE_MEMBER = "committee_member", _("Ethics committee member")
         AUDITOR = "auditor", _("Auditor")
         OPERATOR = "operator", _("Platform operator")
 

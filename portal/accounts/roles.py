@@ -1,7 +1,8 @@
 """The portal's one vocabulary of roles, and the one place that says which roles a user holds.
 
 Pages, the API, navigation and the MFA rule all ask ``roles_for``. Roles come from memberships:
-society roles from ``SocietyMembership``, institutional roles from ``OrganizationMembership``;
+society roles from ``SocietyMembership``, institutional roles from ``OrganizationMembership``,
+the ethics committee role from ``CommitteeMembership``;
 every signed-in person may act as an applicant.
 """
 
@@ -30,7 +31,6 @@ MFA_REQUIRED_ROLES = frozenset(
 
 _ORG_ROLE_TO_ROLE = {
     OrganizationMembership.Role.HEAD: Role.INSTITUTION_HEAD,
-    OrganizationMembership.Role.COMMITTEE_MEMBER: Role.COMMITTEE_MEMBER,
     OrganizationMembership.Role.AUDITOR: Role.AUDITOR,
     OrganizationMembership.Role.OPERATOR: Role.OPERATOR,
 }
@@ -54,6 +54,8 @@ def roles_for(user: User | object) -> frozenset[Role]:
     for society_role in user.society_memberships.values_list("role", flat=True):
         if society_role in _SOCIETY_ROLE_TO_ROLE:
             roles.add(_SOCIETY_ROLE_TO_ROLE[society_role])
+    if user.committee_memberships.filter(active=True).exists():
+        roles.add(Role.COMMITTEE_MEMBER)
     result = frozenset(roles)
     user._portal_roles = result  # type: ignore[attr-defined]
     return result

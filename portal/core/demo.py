@@ -27,6 +27,8 @@ from portal.accounts.models import Organization, User
 from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
 from portal.audit.services import audit_record
+from portal.ethics.models import CommitteeMembership, EthicsCommittee
+from portal.ethics.services import committee_create, committee_member_add
 from portal.societies.models import Society
 from portal.societies.services import society_create, society_membership_add
 
@@ -66,9 +68,10 @@ def seed_demo() -> list[DemoAccount]:
     with transaction.atomic():
         organizations = {spec["key"]: _organization(spec) for spec in data["organizations"]}
         societies = {spec["slug"]: _society(spec, organizations) for spec in data["societies"]}
-        accounts = [
-            _account(spec, data["password"], organizations, societies) for spec in data["users"]
-        ]
+        users = [_user(spec, data["password"], organizations, societies) for spec in data["users"]]
+        for spec in data.get("committees", []):
+            _committee(spec, organizations)
+        accounts = [_mfa(user, spec, data["password"]) for user, spec in zip(users, data["users"], strict=True)]
     return accounts
 
 
@@ -108,12 +111,32 @@ def _society(spec: dict[str, Any], organizations: dict[str, Organization]) -> So
     return society
 
 
-def _account(
+def _committee(spec: dict[str, Any], organizations: dict[str, Organization]) -> EthicsCommittee:
+    committee = EthicsCommittee.objects.filter(slug=spec["slug"]).first()
+    if committee is None:
+        committee = committee_create(
+            slug=spec["slug"], name_ja=spec["name_ja"], name_en=spec["name_en"],
+            institution=organizations[spec["institution"]],
+            registration_number=spec["registration_number"], rules_ja=spec["rules_ja"],
+            rules_en=spec["rules_en"], by=None,
+        )
+    for member in spec["members"]:
+        user = User.objects.get(email=member["email"])
+        if not CommitteeMembership.objects.filter(committee=committee, user=user).exists():
+            committee_member_add(
+                committee=committee, user=user, role=member["role"],
+                category=member.get("category", ""), is_external=member.get("is_external", False),
+                sex=member.get("sex", ""), affiliation=member.get("affiliation", ""), by=None,
+            )
+    return committee
+
+
+def _user(
     spec: dict[str, Any],
     password: str,
     organizations: dict[str, Organization],
     societies: dict[str, Society],
-) -> DemoAccount:
+) -> User:
     user = User.objects.filter(email=spec["email"]).first()
     if user is None:
         user = User.objects.create_user(
@@ -141,6 +164,10 @@ def _account(
         society_membership_add(
             society=societies[spec["society"]], user=user, role=spec["society_role"], by=None
         )
+    return user
+
+
+def _mfa(user: User, spec: dict[str, Any], password: str) -> DemoAccount:
     secret = None
     if requires_mfa(User.objects.get(pk=user.pk)):
         secret = demo_totp_secret(user.email)

@@ -426,7 +426,7 @@ def test_audit_page_time_filter_query_count(
     auditor_client, timed_events, django_assert_num_queries
 ):
     # As the plain page, plus the cursor event's time.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         response = auditor_client.get(LIST_URL, {"since": "2026-04-01T09:00", "before": "72"})
 
     assert shown_ids(response) == list(range(71, 21, -1))
@@ -435,9 +435,9 @@ def test_audit_page_time_filter_query_count(
 def test_audit_page_list_query_count_does_not_grow(
     auditor_client, many_events, django_assert_num_queries
 ):
-    # session, user, MFA check (authenticator), roles (organisation and society memberships),
-    # the page (51 rows), whether newer events exist, the recent actions for the datalist.
-    with django_assert_num_queries(8):
+    # session, user, MFA check (authenticator), roles (organisation, society and committee
+    # memberships), the page (51 rows), whether newer events exist, the recent actions.
+    with django_assert_num_queries(9):
         response = auditor_client.get(LIST_URL, {"before": "72", "action": "tests.odd"})
 
     assert shown_ids(response) == list(range(71, 2, -2))
@@ -596,9 +596,9 @@ def test_audit_export_rows_with_time_filter_read_in_time_chunks(
 
 
 def test_audit_export_query_count(auditor_client, many_events, django_assert_num_queries):
-    # session, user, roles (2), MFA check; the export event (savepoint, locked head, insert, head
+    # session, user, roles (3), MFA check; the export event (savepoint, locked head, insert, head
     # update, release); then a single chunk of rows.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         rows = csv_rows(auditor_client.get(EXPORT_URL, {"action": "tests.odd"}))
 
     assert len(rows) == 61

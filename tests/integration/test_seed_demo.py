@@ -64,7 +64,9 @@ def test_seed_demo_gives_mfa_roles_a_known_totp(db):
     )
     assert with_totp == {
         "operator@demo.example.jp", "auditor@demo.example.jp", "society-admin@demo.example.jp",
-        "steward@demo.example.jp", "committee@demo.example.jp",
+        "steward@demo.example.jp", "committee@demo.example.jp", "ethics-chair@demo.example.jp",
+        "ethics-office@demo.example.jp", "member-law@demo.example.jp", "member-lay@demo.example.jp",
+        "member-science@demo.example.jp",
     }
     out = io.StringIO()
     call_command("demo_totp", "auditor@demo.example.jp", stdout=out, stderr=io.StringIO())

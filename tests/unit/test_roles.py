@@ -33,7 +33,7 @@ def test_roles_for_staff_is_operator(db):
 
 def test_roles_for_is_cached_per_user_object(db, django_assert_num_queries):
     user = UserFactory()
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         roles_for(user)
         roles_for(user)
 

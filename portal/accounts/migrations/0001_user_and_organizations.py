@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
             name='OrganizationMembership',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('member', 'Member'), ('head', 'Head of institution'), ('committee_member', 'Ethics committee member'), ('auditor', 'Auditor'), ('operator', 'Platform operator')], default='member', max_length=20, verbose_name='role')),
+                ('role', models.CharField(choices=[('member', 'Member'), ('head', 'Head of institution'), ('auditor', 'Auditor'), ('operator', 'Platform operator')], default='member', max_length=20, verbose_name='role')),
                 ('title', models.CharField(blank=True, max_length=150, verbose_name='job title')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='accounts.organization')),

@@ -1,0 +1,72 @@
+"""The protocol state machine: one table of allowed transitions, one helper that performs them.
+
+Every transition is named; a service in ``portal.ethics.services`` performs it after its own checks
+(who may act, what must be filled in) by calling ``transition``, which refuses any move the table
+does not allow and says which state the protocol is in and which it would have to be in.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+
+from portal.ethics.models import Protocol
+from portal.ethics.models import ProtocolStatus as S
+
+
+class TransitionNotAllowed(Exception):
+    """The protocol is not in a state from which this action may be taken."""
+
+
+# action -> {from state: to state}
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "submit": {S.DRAFT: S.SUBMITTED, S.RETURNED: S.SUBMITTED, S.DEFERRED: S.SUBMITTED},
+    "return_for_completion": {S.SUBMITTED: S.RETURNED},
+    "accept_for_review": {S.SUBMITTED: S.UNDER_REVIEW},
+    "decide_approved": {S.UNDER_REVIEW: S.APPROVED, S.AMENDMENT_REVIEW: S.APPROVED},
+    "decide_conditions": {S.UNDER_REVIEW: S.CONDITIONS, S.AMENDMENT_REVIEW: S.CONDITIONS},
+    "decide_deferred": {S.UNDER_REVIEW: S.DEFERRED, S.AMENDMENT_REVIEW: S.DEFERRED},
+    "decide_not_approved": {S.UNDER_REVIEW: S.NOT_APPROVED},
+    "decide_not_subject": {S.UNDER_REVIEW: S.NOT_SUBJECT},
+    "answer_conditions": {S.CONDITIONS: S.CONDITIONS_ANSWERED},
+    "verify_conditions": {S.CONDITIONS_ANSWERED: S.APPROVED},
+    "reject_conditions_answer": {S.CONDITIONS_ANSWERED: S.CONDITIONS},
+    "permit": {S.APPROVED: S.ACTIVE},
+    "deny": {S.APPROVED: S.DENIED},
+    "submit_amendment": {S.ACTIVE: S.AMENDMENT_REVIEW},
+    "acknowledge_minor_amendment": {S.AMENDMENT_REVIEW: S.ACTIVE},
+    "reject_amendment": {S.AMENDMENT_REVIEW: S.ACTIVE},
+    "suspend": {S.ACTIVE: S.SUSPENDED, S.AMENDMENT_REVIEW: S.SUSPENDED},
+    "resume": {S.SUSPENDED: S.ACTIVE},
+    "report_completion": {S.ACTIVE: S.COMPLETED, S.SUSPENDED: S.COMPLETED},
+    "close": {
+        S.COMPLETED: S.CLOSED,
+        S.NOT_APPROVED: S.CLOSED,
+        S.NOT_SUBJECT: S.CLOSED,
+        S.DENIED: S.CLOSED,
+    },
+    "withdraw": {S.DRAFT: S.CLOSED, S.RETURNED: S.CLOSED, S.DEFERRED: S.CLOSED},
+}
+
+ALL_EDGES: frozenset[tuple[str, str, str]] = frozenset(
+    (action, source, target) for action, edges in TRANSITIONS.items() for source, target in edges.items()
+)
+
+
+def target_state(action: str, current: str) -> str:
+    edges = TRANSITIONS[action]
+    if current not in edges:
+        allowed = ", ".join(str(S(state).label) for state in edges)
+        raise TransitionNotAllowed(
+            _("This cannot be done while the protocol is “%(current)s”; it must be %(allowed)s.")
+            % {"current": S(current).label, "allowed": allowed}
+        )
+    return edges[current]
+
+
+def transition(protocol: Protocol, action: str) -> tuple[str, str]:
+    """Move a protocol (already locked with select_for_update) along ``action``; return (from, to)."""
+    source = protocol.status
+    target = target_state(action, source)
+    protocol.status = target
+    protocol.save(update_fields=["status", "updated_at"])
+    return source, target

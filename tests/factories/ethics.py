@@ -1,0 +1,52 @@
+"""Factories for ethics committees and protocols."""
+
+from __future__ import annotations
+
+import factory
+from factory.django import DjangoModelFactory
+
+from portal.ethics.models import CommitteeMembership, EthicsCommittee
+from tests.factories import OrganizationFactory, UserFactory, give_totp
+
+
+class EthicsCommitteeFactory(DjangoModelFactory):
+    class Meta:
+        model = EthicsCommittee
+
+    slug = factory.Sequence(lambda n: f"irb{n}")
+    name_ja = factory.Sequence(lambda n: f"テスト倫理審査委員会{n}")
+    name_en = factory.Sequence(lambda n: f"Test Research Ethics Committee {n}")
+    institution = factory.SubFactory(OrganizationFactory)
+    registration_number = "11000001"
+
+
+class CommitteeMembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = CommitteeMembership
+
+    committee = factory.SubFactory(EthicsCommitteeFactory)
+    user = factory.SubFactory(UserFactory)
+    role = CommitteeMembership.Role.MEMBER
+    category = CommitteeMembership.Category.NATURAL_SCIENCE
+    is_external = False
+    sex = CommitteeMembership.Sex.FEMALE
+
+
+def full_committee(committee: EthicsCommittee) -> dict[str, CommitteeMembership]:
+    """A committee that meets the quorum: chair, four members, a secretary (all with TOTP)."""
+    specs = {
+        "chair": ("chair", "natural_science", True, "male"),
+        "science": ("member", "natural_science", False, "female"),
+        "law": ("member", "humanities", False, "female"),
+        "lay": ("member", "lay", True, "male"),
+        "external": ("member", "humanities", True, "female"),
+        "secretariat": ("secretariat", "", False, ""),
+    }
+    members = {}
+    for name, (role, category, external, sex) in specs.items():
+        user = UserFactory(email=f"{name}@{committee.slug}.example.jp", full_name=f"{name} 委員")
+        give_totp(user)
+        members[name] = CommitteeMembershipFactory(
+            committee=committee, user=user, role=role, category=category, is_external=external, sex=sex
+        )
+    return members
