@@ -14,6 +14,7 @@ import json
 import struct
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,17 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.utils import timezone
 
-from portal.accounts.models import Organization, User
+from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
 from portal.audit.services import audit_record
-from portal.ethics.models import CommitteeMembership, EthicsCommittee
+from portal.ethics import services as ethics
+from portal.ethics.items import PROTOCOL_ITEMS
+from portal.ethics.models import CommitteeMembership, EthicsCommittee, Protocol, ProtocolItem
 from portal.ethics.services import committee_create, committee_member_add
 from portal.societies.models import Society
 from portal.societies.services import society_create, society_membership_add
@@ -69,8 +74,9 @@ def seed_demo() -> list[DemoAccount]:
         organizations = {spec["key"]: _organization(spec) for spec in data["organizations"]}
         societies = {spec["slug"]: _society(spec, organizations) for spec in data["societies"]}
         users = [_user(spec, data["password"], organizations, societies) for spec in data["users"]]
-        for spec in data.get("committees", []):
-            _committee(spec, organizations)
+        committees = {spec["slug"]: _committee(spec, organizations) for spec in data.get("committees", [])}
+        for spec in data.get("protocols", []):
+            _protocol(spec, committees, organizations)
         accounts = [_mfa(user, spec, data["password"]) for user, spec in zip(users, data["users"], strict=True)]
     return accounts
 
@@ -129,6 +135,77 @@ def _committee(spec: dict[str, Any], organizations: dict[str, Organization]) -> 
                 sex=member.get("sex", ""), affiliation=member.get("affiliation", ""), by=None,
             )
     return committee
+
+
+DEMO_ITEM_TEXT = {
+    "organization": "研究代表機関：デモ総合病院（研究責任者：研究 一郎）。既存情報の提供機関：参加6学会。",
+    "purpose_significance": "学会が収集した臨床画像を匿名化して共有し、画像診断支援AIの研究開発を促進する。",
+    "methods_period": "既存の臨床画像及び診断名を用いる観察研究。研究期間は許可日から5年間。",
+    "subject_selection": "参加施設で画像検査を受けた患者のうち、オプトアウトにより拒否の申出がなかった者。",
+    "scientific_rationale": "多施設・多数例の画像により、AIの汎化性能を評価できる。",
+    "consent_procedure": "生命・医学系指針に基づくオプトアウト（通知・公開及び拒否の機会の保障）による。",
+    "personal_info_handling": "氏名等を削除し、学会共通ハッシュ化IDに置き換えた仮名加工の状態で扱う。",
+    "burden_risk_benefit": "既存情報のみを用いるため、研究対象者に負担及びリスクはない。",
+    "storage_disposal": "NIIのクラウド基盤に保管し、研究終了後5年間保管した後に消去する。",
+    "reporting_to_head": "年1回、進捗状況を研究機関の長に報告する。",
+    "funding_coi": "AMEDの研究費による。開示すべき利益相反はない。",
+    "disclosure_method": "UMIN-CTRに登録し、結果は学会及び論文で公表する。",
+    "results_handling": "個人の健康に関わる偶発的所見は生じない。",
+    "consultation_desk": "デモ総合病院 研究支援室（電話 03-0000-0000）",
+}
+
+
+def _protocol(
+    spec: dict[str, Any], committees: dict[str, EthicsCommittee], organizations: dict[str, Organization]
+) -> Protocol:
+    """A demo protocol brought, through the services, to the stage the demo needs."""
+    existing = ProtocolItem.objects.filter(key="title", body=spec["title"]).select_related("version__protocol").first()
+    if existing:
+        return existing.version.protocol
+    committee = committees[spec["committee"]]
+    pi = User.objects.get(email=spec["pi"])
+    protocol = ethics.protocol_create(
+        committee=committee, institution=organizations[spec["institution"]], title=spec["title"], by=pi
+    )
+    items = {key: {"body": text} for key, text in DEMO_ITEM_TEXT.items()}
+    for item in PROTOCOL_ITEMS:
+        if not item.always_required:
+            items[item.key] = {"not_applicable_reason": "既存情報のみを用いる侵襲のない研究であり、該当しない。"}
+    items["simplification_judgement"] = {"body": "4要件（軽微な侵襲を超えない、不利益がない、実施が困難、社会的重要性）を委員会で確認する。"}
+    ethics.protocol_update_draft(
+        protocol=protocol, by=pi, items=items,
+        fields={
+            "consent_procedure": "opt_out", "multi_site": True, "modalities": ["endoscopy", "pathology"],
+            "uses_common_hash_id": True, "company_involvement": "data_use",
+            "justification_minimal_risk": "既存の画像と診断名のみを用い、侵襲はない。",
+            "justification_no_disadvantage": "診療には一切影響せず、拒否の機会を保障する。",
+            "justification_impracticable": "過去の数十万件の検査について個別に同意を得ることは不可能である。",
+            "justification_social_importance": "がんの早期発見を支援するAIの開発は社会的に重要である。",
+        },
+    )
+    ethics.attachment_add(
+        protocol=protocol, kind="opt_out_notice", by=pi,
+        upload=SimpleUploadedFile("optout-notice.pdf", _DEMO_PDF, content_type="application/pdf"),
+    )
+    ethics.protocol_submit(protocol=protocol, by=pi)
+    office = committee.memberships.get(role="secretariat").user
+    chair = committee.memberships.get(role="chair").user
+    if spec["stage"] == "under_review":
+        ethics.review_open(protocol=protocol, mode="full_board", by=office)
+        return protocol
+    review = ethics.review_open(protocol=protocol, mode="expedited", expedited_ground="no_invasion", by=office)
+    ethics.decision_record(
+        review=review, outcome="approved", method="unanimous",
+        reasons="既存情報のみを用いる研究であり、オプトアウトの4要件を満たすと判断した。",
+        approved_until=timezone.localdate() + timedelta(days=5 * 365), by=chair,
+    )
+    head = OrganizationMembership.objects.get(organization=protocol.institution, role="head").user
+    ethics.head_decide(protocol=protocol, permitted=True, by=head)
+    return protocol
+
+
+# The smallest valid PDF: a stand-in for the opt-out notice draft of the demo protocols.
+_DEMO_PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 def _user(

@@ -459,3 +459,61 @@ class HeadDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{'permitted' if self.permitted else 'denied'}: {self.version}"
+
+
+class EthicsNotice(models.Model):
+    """An issued PDF notice (審査結果通知書, 許可・不許可通知書) with the hash of the bytes it proves."""
+
+    class Kind(models.TextChoices):
+        DECISION = "decision", _("Notice of the review result")
+        PERMISSION = "permission", _("Notice of the head's decision")
+
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="notices")
+    version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="notices")
+    file = models.FileField(_("file"), upload_to="ethics/notices/%Y/%m/")
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    issued_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        ordering = ["protocol", "version", "kind"]
+        constraints = [
+            # One notice of each kind per version: issuing again returns the stored one.
+            models.UniqueConstraint(fields=["version", "kind"], name="ethics_notice_unique_version_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.version}"
+
+
+class ReminderSent(models.Model):
+    """A reminder already sent, so that the daily run never sends the same one twice."""
+
+    class Kind(models.TextChoices):
+        PERIODIC_REPORT = "periodic_report", _("Periodic report due")
+        CONDITIONS_UNANSWERED = "conditions_unanswered", _("Conditions unanswered")
+        APPROVAL_EXPIRING = "approval_expiring", _("Approval expiring")
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="reminders_sent")
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    due_on = models.DateField(_("due on"))
+    recipients = models.JSONField(_("recipients"), default=list)
+    sent_at = models.DateTimeField(_("sent"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("reminder sent")
+        verbose_name_plural = _("reminders sent")
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["protocol", "kind", "due_on"], name="ethics_reminder_unique_protocol_kind_due"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.protocol} ({self.due_on})"

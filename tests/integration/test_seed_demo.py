@@ -87,3 +87,22 @@ def test_totp_code_matches_rfc6238_vector():
 
     secret = base64.b32encode(b"12345678901234567890").decode()
     assert totp_code(secret, at=59) == "287082"
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_ethics_committee_and_protocols(db):
+    from portal.ethics.models import EthicsCommittee, ProtocolStatus
+    from portal.ethics.quorum import Attendee, quorum_failures
+    from portal.ethics.selectors import protocol_data_flow, review_inbox
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    committee = EthicsCommittee.objects.get(slug="demo-univ")
+    voters = committee.memberships.exclude(role="secretariat")
+    assert quorum_failures(Attendee(m.category, m.is_external, m.sex) for m in voters) == []
+    statuses = {p.status for p in committee.protocols.all()}
+    assert statuses == {ProtocolStatus.ACTIVE, ProtocolStatus.UNDER_REVIEW}
+    active = committee.protocols.get(status=ProtocolStatus.ACTIVE)
+    assert protocol_data_flow(active).allowed is True
+    member = User.objects.get(email="committee@demo.example.jp")
+    assert [a.review.version.protocol.status for a in review_inbox(member)] == [ProtocolStatus.UNDER_REVIEW]

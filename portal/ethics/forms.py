@@ -1,0 +1,227 @@
+"""Forms of the ethics review pages: they parse input; the services decide and change things."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from portal.accounts.models import Organization, User
+from portal.ethics.items import PROTOCOL_ITEMS
+from portal.ethics.models import (
+    CommitteeMembership,
+    Decision,
+    EthicsCommittee,
+    ProtocolAttachment,
+    ProtocolVersion,
+    Review,
+    Vote,
+)
+from portal.ethics.services import VERSION_FIELDS
+
+_TEXTAREA = forms.Textarea(attrs={"rows": 4})
+
+
+def add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Put a service's ValidationError next to the fields it names, the rest above the form."""
+    if hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+class ProtocolCreateForm(forms.Form):
+    committee = forms.ModelChoiceField(
+        label=_("Ethics committee"), queryset=EthicsCommittee.objects.order_by("id"), empty_label=None
+    )
+    institution = forms.ModelChoiceField(
+        label=_("Research institution"), queryset=Organization.objects.none(), empty_label=None
+    )
+    title = forms.CharField(label=_("Title of the research"), max_length=500)
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        institution = self.fields["institution"]
+        assert isinstance(institution, forms.ModelChoiceField)
+        institution.queryset = Organization.objects.filter(memberships__user=user).distinct().order_by("id")
+
+
+# The version's fields, except the modalities list (a JSON field without a fixed vocabulary yet).
+EDITABLE_VERSION_FIELDS = tuple(name for name in VERSION_FIELDS if name != "modalities")
+
+
+class ProtocolVersionForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ProtocolVersion
+        fields = EDITABLE_VERSION_FIELDS
+        widgets = {
+            "change_summary": _TEXTAREA,
+            "justification_minimal_risk": _TEXTAREA,
+            "justification_no_disadvantage": _TEXTAREA,
+            "justification_impracticable": _TEXTAREA,
+            "justification_social_importance": _TEXTAREA,
+        }
+
+    def fields_payload(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in EDITABLE_VERSION_FIELDS}
+
+
+def item_body_name(key: str) -> str:
+    return f"item_{key}_body"
+
+
+def item_reason_name(key: str) -> str:
+    return f"item_{key}_not_applicable_reason"
+
+
+class ProtocolItemsForm(forms.Form):
+    """The 25 items of the guideline: a text each, and for ⑯-㉕ a reason for leaving it out."""
+
+    def __init__(self, *args: Any, version: ProtocolVersion, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = {item.key: item for item in version.items.all()}
+        self.rows: list[tuple[Any, str, str | None]] = []
+        for spec in PROTOCOL_ITEMS:
+            item = current.get(spec.key)
+            self.fields[item_body_name(spec.key)] = forms.CharField(
+                label=f"{spec.marker} {spec.label}", required=False, widget=_TEXTAREA,
+                initial=item.body if item else "",
+            )
+            reason_name = None
+            if not spec.always_required:
+                reason_name = item_reason_name(spec.key)
+                self.fields[reason_name] = forms.CharField(
+                    label=_("Not applicable, because"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                    initial=item.not_applicable_reason if item else "",
+                )
+            self.rows.append((spec, item_body_name(spec.key), reason_name))
+
+    def item_rows(self) -> list[tuple[Any, forms.BoundField, forms.BoundField | None]]:
+        return [(spec, self[body], self[reason] if reason else None) for spec, body, reason in self.rows]
+
+    def items_payload(self) -> dict[str, dict[str, str]]:
+        payload = {}
+        for spec, body, reason in self.rows:
+            payload[spec.key] = {
+                "body": self.cleaned_data[body],
+                "not_applicable_reason": self.cleaned_data[reason] if reason else "",
+            }
+        return payload
+
+
+class AttachmentForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Kind of document"), choices=ProtocolAttachment.Kind.choices)
+    file = forms.FileField(label=_("File (PDF, Word, Excel or PowerPoint)"))
+
+
+class ReviewOpenForm(forms.Form):
+    mode = forms.ChoiceField(label=_("Review mode"), choices=Review.Mode.choices)
+    expedited_ground = forms.ChoiceField(
+        label=_("Ground for expedited review"),
+        choices=[("", "—"), *Review.ExpeditedGround.choices],
+        required=False,
+    )
+    meeting_at = forms.DateTimeField(
+        label=_("Meeting date"), required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    meeting_format = forms.ChoiceField(
+        label=_("Meeting format"),
+        choices=[("", "—"), ("in_person", _("In person")), ("web", _("Web meeting"))],
+        required=False,
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), widget=_TEXTAREA)
+
+
+class CommentForm(forms.Form):
+    item_key = forms.ChoiceField(
+        label=_("Item"), choices=[("", _("The protocol as a whole"))] + [(s.key, s.key) for s in PROTOCOL_ITEMS],
+        required=False, widget=forms.HiddenInput,
+    )
+    body = forms.CharField(label=_("Comment"), widget=forms.Textarea(attrs={"rows": 3}))
+    for_applicant = forms.BooleanField(label=_("Show this comment to the applicant"), required=False)
+
+
+class VoteForm(forms.Form):
+    choice = forms.ChoiceField(label=_("Your vote"), choices=Vote.Choice.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label=_("Reason"), required=False, widget=_TEXTAREA,
+        help_text=_("Required for approval with conditions, deferral or non-approval."),
+    )
+
+
+class AttendanceForm(forms.Form):
+    members = forms.ModelMultipleChoiceField(
+        label=_("Members who attended"), queryset=CommitteeMembership.objects.none(),
+        widget=forms.CheckboxSelectMultiple, required=False,
+    )
+
+    def __init__(self, *args: Any, voters: QuerySet[CommitteeMembership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        members = self.fields["members"]
+        assert isinstance(members, forms.ModelMultipleChoiceField)
+        members.queryset = voters
+        members.label_from_instance = _member_label  # type: ignore[method-assign]
+
+
+def _member_label(membership: CommitteeMembership) -> str:
+    parts = [membership.user.get_full_name() or membership.user.email, membership.get_category_display()]
+    if membership.is_external:
+        parts.append(str(_("external")))
+    parts.append(membership.get_sex_display())
+    return " / ".join(str(p) for p in parts if p)
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Opinion"), choices=Decision.Outcome.choices)
+    method = forms.ChoiceField(label=_("Decision method"), choices=Decision.Method.choices)
+    reasons = forms.CharField(label=_("Reasons"), widget=_TEXTAREA)
+    conditions = forms.CharField(label=_("Conditions"), widget=_TEXTAREA, required=False)
+    approved_until = forms.DateField(
+        label=_("Approval valid until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class ConditionsAnswerForm(forms.Form):
+    answer = forms.CharField(label=_("Answer to the conditions"), widget=_TEXTAREA)
+
+
+class ConditionsVerifyForm(forms.Form):
+    accepted = forms.TypedChoiceField(
+        label=_("The answer"),
+        choices=[("yes", _("meets the conditions")), ("no", _("does not yet meet the conditions"))],
+        coerce=lambda value: value == "yes", widget=forms.RadioSelect,
+    )
+    note = forms.CharField(label=_("Note to the applicant"), widget=_TEXTAREA, required=False)
+
+
+class HeadDecisionForm(forms.Form):
+    permitted = forms.TypedChoiceField(
+        label=_("Decision"),
+        choices=[("yes", _("Permit the research")), ("no", _("Do not permit the research"))],
+        coerce=lambda value: value == "yes", widget=forms.RadioSelect,
+    )
+    conditions = forms.CharField(label=_("Conditions"), widget=_TEXTAREA, required=False)
+    reasons = forms.CharField(label=_("Reasons"), widget=_TEXTAREA, required=False)
+
+
+class AmendmentForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("Kind of amendment"),
+        choices=[
+            (ProtocolVersion.Kind.MINOR_AMENDMENT.value, ProtocolVersion.Kind.MINOR_AMENDMENT.label),
+            (ProtocolVersion.Kind.MAJOR_AMENDMENT.value, ProtocolVersion.Kind.MAJOR_AMENDMENT.label),
+        ],
+    )
+    summary = forms.CharField(label=_("Summary of changes"), widget=_TEXTAREA)
+
+
+class CompletionReportForm(forms.Form):
+    report = forms.CharField(label=_("Completion report (summary of results)"), widget=_TEXTAREA)
