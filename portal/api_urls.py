@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("portal.accounts.api_urls")),
     path("", include("portal.societies.api_urls")),
     path("", include("portal.audit.api_urls")),
+    path("", include("portal.ethics.api_urls")),
 ]

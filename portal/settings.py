@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -295,7 +296,10 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Every morning in Japan time; the task remembers what it sent, so a rerun sends nothing new.
+    "ethics-reminders": {"task": "ethics.send_reminders", "schedule": crontab(hour=7, minute=30)},
+}
 PORTAL_HEALTH_CHECK_WORKER = env_bool("PORTAL_HEALTH_CHECK_WORKER", False)
 
 # --- API --------------------------------------------------------------------------------------

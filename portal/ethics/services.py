@@ -41,8 +41,9 @@ from portal.ethics.models import (
     Vote,
 )
 from portal.ethics.quorum import Attendee, quorum_failures
-from portal.ethics.workflow import transition
+from portal.ethics.workflow import EthicsRefused, transition
 from portal.lib.filetypes import detect_document_type
+from portal.societies.models import Society
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
@@ -60,10 +61,6 @@ JUSTIFICATIONS = (
     ("justification_impracticable", _("impracticable or seriously harmed without simplification")),
     ("justification_social_importance", _("high social importance")),
 )
-
-
-class EthicsRefused(Exception):
-    """The acting user may not do this, or the protocol is not in a state that allows it."""
 
 
 # --- Who is who ---------------------------------------------------------------------------------
@@ -104,6 +101,18 @@ def _require_head(protocol: Protocol, user: User) -> None:
 
 def _locked(protocol: Protocol) -> Protocol:
     return Protocol.objects.select_for_update().get(pk=protocol.pk)
+
+
+# A draft version can be edited only while the protocol is in one of these states (an amendment
+# is drafted while the protocol stays active).
+_EDITABLE_STATES = {ProtocolStatus.DRAFT, ProtocolStatus.RETURNED, ProtocolStatus.DEFERRED, ProtocolStatus.ACTIVE}
+
+
+def _editable_version(protocol: Protocol) -> ProtocolVersion:
+    version = latest_version(protocol)
+    if version.is_frozen or protocol.status not in _EDITABLE_STATES:
+        raise EthicsRefused(_("This version was submitted and can no longer change; start an amendment."))
+    return version
 
 
 def latest_version(protocol: Protocol) -> ProtocolVersion:
@@ -178,6 +187,7 @@ def protocol_create(
 def protocol_update_draft(
     *, protocol: Protocol, by: User, fields: dict[str, Any] | None = None,
     items: dict[str, dict[str, str]] | None = None,
+    named_researchers: Iterable[User] | None = None, societies: Iterable[Society] | None = None,
 ) -> ProtocolVersion:
     """Change the draft version's fields and items; a submitted version cannot change."""
     _require_applicant(protocol, by)
@@ -191,13 +201,15 @@ def protocol_update_draft(
         )
     with transaction.atomic():
         protocol = _locked(protocol)
-        version = latest_version(protocol)
-        if version.is_frozen:
-            raise EthicsRefused(_("This version was submitted and can no longer change; start an amendment."))
+        version = _editable_version(protocol)
         for name, value in fields.items():
             setattr(version, name, value)
         version.full_clean(exclude=["protocol"])
         version.save()
+        if named_researchers is not None:
+            version.named_researchers.set(list(named_researchers))
+        if societies is not None:
+            version.societies.set(list(societies))
         for key, values in items.items():
             ProtocolItem.objects.filter(version=version, key=key).update(
                 body=values.get("body", "").strip(),
@@ -234,9 +246,7 @@ def attachment_add(
     upload.seek(0)
     with transaction.atomic():
         protocol = _locked(protocol)
-        version = latest_version(protocol)
-        if version.is_frozen:
-            raise EthicsRefused(_("This version was submitted and can no longer change; start an amendment."))
+        version = _editable_version(protocol)
         attachment = ProtocolAttachment(
             version=version, kind=kind, original_name=upload.name[:255], media_type=media_type,
             size=upload.size, sha256=digest.hexdigest(), uploaded_by=by,
@@ -293,6 +303,8 @@ def protocol_submit(*, protocol: Protocol, by: User) -> Protocol:
     with transaction.atomic():
         protocol = _locked(protocol)
         version = latest_version(protocol)
+        if version.is_frozen:
+            raise EthicsRefused(_("This version was already submitted; revise it into a new version first."))
         missing = missing_for_submission(version)
         if missing:
             raise ValidationError(missing)
@@ -578,6 +590,55 @@ def head_decide(
 # --- After permission ---------------------------------------------------------------------------
 
 
+def _copy_version(previous: ProtocolVersion, *, kind: str, summary: str) -> ProtocolVersion:
+    """A new draft version with the previous one's fields, items and attachments."""
+    protocol = previous.protocol
+    number = (protocol.versions.aggregate(Max("number"))["number__max"] or 0) + 1
+    version = ProtocolVersion.objects.get(pk=previous.pk)
+    societies = list(previous.societies.all())
+    researchers = list(previous.named_researchers.all())
+    version.pk = None
+    version.id = None
+    version._state.adding = True
+    version.number = number
+    version.kind = kind
+    version.change_summary = summary.strip()
+    version.submitted_at = None
+    version.save()
+    version.societies.set(societies)
+    version.named_researchers.set(researchers)
+    ProtocolItem.objects.bulk_create(
+        ProtocolItem(version=version, key=i.key, body=i.body, not_applicable_reason=i.not_applicable_reason)
+        for i in previous.items.all()
+    )
+    # Attachments carry over by reference: the stored files are never changed, only added.
+    ProtocolAttachment.objects.bulk_create(
+        ProtocolAttachment(
+            version=version, kind=a.kind, file=a.file.name, original_name=a.original_name,
+            media_type=a.media_type, size=a.size, sha256=a.sha256, uploaded_by=a.uploaded_by,
+        )
+        for a in previous.attachments.all()
+    )
+    return version
+
+
+def protocol_revise(*, protocol: Protocol, summary: str, by: User) -> ProtocolVersion:
+    """After a deferral (継続審査), open a revised version to resubmit."""
+    _require_applicant(protocol, by)
+    if not summary.strip():
+        raise ValidationError({"summary": _("Summarise the changes.")})
+    with transaction.atomic():
+        protocol = _locked(protocol)
+        if protocol.status != ProtocolStatus.DEFERRED:
+            raise EthicsRefused(_("Only a deferred protocol is revised for resubmission."))
+        previous = latest_version(protocol)
+        if not previous.is_frozen:
+            raise EthicsRefused(_("A revision is already being drafted."))
+        version = _copy_version(previous, kind=previous.kind, summary=summary)
+        _audit("protocol_revised", by, protocol, version=version.number)
+    return version
+
+
 def amendment_start(*, protocol: Protocol, kind: str, summary: str, by: User) -> ProtocolVersion:
     """Open a new draft version copied from the current one; the protocol stays active meanwhile."""
     _require_applicant(protocol, by)
@@ -592,33 +653,8 @@ def amendment_start(*, protocol: Protocol, kind: str, summary: str, by: User) ->
         previous = latest_version(protocol)
         if not previous.is_frozen:
             raise EthicsRefused(_("An amendment is already being drafted."))
-        number = (protocol.versions.aggregate(Max("number"))["number__max"] or 0) + 1
-        version = ProtocolVersion.objects.get(pk=previous.pk)
-        societies = list(previous.societies.all())
-        researchers = list(previous.named_researchers.all())
-        version.pk = None
-        version.id = None
-        version._state.adding = True
-        version.number = number
-        version.kind = kind
-        version.change_summary = summary.strip()
-        version.submitted_at = None
-        version.save()
-        version.societies.set(societies)
-        version.named_researchers.set(researchers)
-        ProtocolItem.objects.bulk_create(
-            ProtocolItem(version=version, key=i.key, body=i.body, not_applicable_reason=i.not_applicable_reason)
-            for i in previous.items.all()
-        )
-        # Attachments carry over by reference: the stored files are never changed, only added.
-        ProtocolAttachment.objects.bulk_create(
-            ProtocolAttachment(
-                version=version, kind=a.kind, file=a.file.name, original_name=a.original_name,
-                media_type=a.media_type, size=a.size, sha256=a.sha256, uploaded_by=a.uploaded_by,
-            )
-            for a in previous.attachments.all()
-        )
-        _audit("amendment_started", by, protocol, version=number, kind=kind)
+        version = _copy_version(previous, kind=kind, summary=summary)
+        _audit("amendment_started", by, protocol, version=version.number, kind=kind)
     return version
 
 

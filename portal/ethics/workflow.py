@@ -13,7 +13,11 @@ from portal.ethics.models import Protocol
 from portal.ethics.models import ProtocolStatus as S
 
 
-class TransitionNotAllowed(Exception):
+class EthicsRefused(Exception):
+    """The acting user may not do this, or the protocol is not in a state that allows it."""
+
+
+class TransitionNotAllowed(EthicsRefused):
     """The protocol is not in a state from which this action may be taken."""
 
 

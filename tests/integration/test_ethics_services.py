@@ -459,3 +459,45 @@ def test_visibility_applicant_sees_own_member_sees_committee(setting):
     assert set(protocols_visible_to(setting["members"]["law"].user)) == {mine}  # drafts stay private
     assert list(protocols_visible_to(other_committee_member)) == []
     assert stranger_draft in protocols_visible_to(setting["head"])
+
+
+def test_deferred_protocol_is_revised_into_a_new_version_and_reviewed_again(setting):
+    protocol, review = _to_review(setting)
+    _attend_all(setting, review)
+    _approve(setting, review, outcome="deferred")
+
+    with pytest.raises(services.EthicsRefused):
+        services.protocol_submit(protocol=protocol, by=setting["applicant"])  # v1 is frozen
+
+    version = services.protocol_revise(protocol=protocol, summary="説明文書を改訂", by=setting["applicant"])
+    services.protocol_update_draft(protocol=protocol, by=setting["applicant"], items={"funding_coi": {"body": "改訂"}})
+    services.protocol_submit(protocol=protocol, by=setting["applicant"])
+    second = services.review_open(protocol=protocol, mode="full_board", by=setting["members"]["secretariat"].user)
+
+    assert version.number == 2
+    assert second.version == version
+    protocol.refresh_from_db()
+    assert protocol.status == ProtocolStatus.UNDER_REVIEW
+
+
+def test_withdrawn_draft_cannot_be_edited(setting):
+    protocol = _draft(setting)
+    services.protocol_withdraw(protocol=protocol, by=setting["applicant"])
+
+    with pytest.raises(services.EthicsRefused):
+        services.protocol_update_draft(protocol=protocol, by=setting["applicant"], items={"title": {"body": "x"}})
+
+    assert protocol.versions.get().items.get(key="title").body == "内視鏡画像を用いた胃がん検出AIの開発"
+
+
+def test_named_researcher_is_recused(setting):
+    protocol = _draft(setting)
+    services.protocol_update_draft(
+        protocol=protocol, by=setting["applicant"], named_researchers=[setting["members"]["lay"].user]
+    )
+    services.protocol_submit(protocol=protocol, by=setting["applicant"])
+
+    review = services.review_open(protocol=protocol, mode="full_board", by=setting["members"]["secretariat"].user)
+
+    assignment = review.assignments.get(member=setting["members"]["lay"])
+    assert (assignment.recused, assignment.recusal_reason) == (True, "named in the protocol")
