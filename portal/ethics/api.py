@@ -6,14 +6,11 @@ drafts of a new version are the applicant's until submitted.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.request import Request
@@ -26,32 +23,9 @@ from portal.ethics.models import (
     ItemComment,
     Protocol,
     ProtocolItem,
-    ProtocolStatus,
     ProtocolVersion,
 )
-from portal.ethics.selectors import _PENDING_STATES, DataFlow, protocols_visible_to
-
-
-def data_flow_prefetched(protocol: Protocol, *, today: date | None = None) -> DataFlow:
-    """``selectors.protocol_data_flow`` over versions already prefetched with their head decision.
-
-    The list must not query once per protocol; ``tests/integration/test_ethics_api.py`` checks that
-    this gives the selector's answer in every state it distinguishes.
-    """
-    today = today or timezone.localdate()
-    versions = sorted(protocol.versions.all(), key=lambda v: v.number)
-    permitted = [v for v in versions if getattr(v, "head_decision", None) is not None and v.head_decision.permitted]
-    if not permitted:
-        return DataFlow(False, _("The protocol has not been approved and permitted."))
-    if protocol.approved_until is not None and protocol.approved_until < today:
-        return DataFlow(False, _("The approval period ended on %(date)s.") % {"date": protocol.approved_until})
-    if protocol.status == ProtocolStatus.ACTIVE:
-        return DataFlow(True, _("Approved and permitted."))
-    if protocol.status in _PENDING_STATES:
-        if versions and versions[-1].kind == ProtocolVersion.Kind.MINOR_AMENDMENT:
-            return DataFlow(True, _("Approved and permitted; a minor amendment is pending."))
-        return DataFlow(False, _("A major amendment is awaiting approval."))
-    return DataFlow(False, _("The protocol is “%(status)s”.") % {"status": ProtocolStatus(protocol.status).label})
+from portal.ethics.selectors import protocol_data_flow, protocols_visible_to
 
 
 def _title_of_latest(submitted_only: bool) -> Subquery:
@@ -85,7 +59,7 @@ class ProtocolListSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(DataFlowSerializer)
     def get_data_flow(self, protocol: Protocol) -> dict[str, Any]:
-        flow = data_flow_prefetched(protocol)
+        flow = protocol_data_flow(protocol)
         return {"allowed": flow.allowed, "reason": str(flow.reason)}
 
 

@@ -46,10 +46,13 @@ def protocol_data_flow(protocol: Protocol, *, today: date | None = None) -> Data
     pending, and back to yes when it is in good standing again.
     """
     today = today or timezone.localdate()
-    permitted = [
-        v for v in protocol.versions.select_related("head_decision").order_by("number")
-        if getattr(v, "head_decision", None) is not None and v.head_decision.permitted
-    ]
+    prefetched = "versions" in getattr(protocol, "_prefetched_objects_cache", {})
+    # Lists prefetch versions with their head decisions (one query for the page, not one a row).
+    versions = sorted(
+        protocol.versions.all() if prefetched else protocol.versions.select_related("head_decision"),
+        key=lambda v: v.number,
+    )
+    permitted = [v for v in versions if getattr(v, "head_decision", None) is not None and v.head_decision.permitted]
     if not permitted:
         return DataFlow(False, _("The protocol has not been approved and permitted."))
     if protocol.approved_until is not None and protocol.approved_until < today:
@@ -57,8 +60,7 @@ def protocol_data_flow(protocol: Protocol, *, today: date | None = None) -> Data
     if protocol.status == ProtocolStatus.ACTIVE:
         return DataFlow(True, _("Approved and permitted."))
     if protocol.status in _PENDING_STATES:
-        latest = protocol.versions.order_by("-number").first()
-        if latest is not None and latest.kind == ProtocolVersion.Kind.MINOR_AMENDMENT:
+        if versions[-1].kind == ProtocolVersion.Kind.MINOR_AMENDMENT:
             return DataFlow(True, _("Approved and permitted; a minor amendment is pending."))
         return DataFlow(False, _("A major amendment is awaiting approval."))
     return DataFlow(False, _("The protocol is “%(status)s”.") % {"status": ProtocolStatus(protocol.status).label})

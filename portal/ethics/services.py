@@ -41,6 +41,7 @@ from portal.ethics.models import (
     Vote,
 )
 from portal.ethics.quorum import Attendee, quorum_failures
+from portal.ethics.tasks import issue_decision_notice_task, issue_permission_notice_task
 from portal.ethics.workflow import EthicsRefused, transition
 from portal.lib.filetypes import detect_document_type
 from portal.societies.models import Society
@@ -502,6 +503,9 @@ def decision_record(
             review=review, outcome=outcome, method=method, reasons=reasons.strip(),
             conditions=conditions.strip(), approved_until=approved_until, decided_by=by,
         )
+        # The notice (審査結果通知書) is rendered by a worker after commit, so a PDF failure cannot
+        # undo the decision; its download view issues it on demand if the task has not run yet.
+        transaction.on_commit(lambda: issue_decision_notice_task.delay(decision.pk, by.pk))
         _audit("decision_recorded", by, protocol, outcome=outcome, method=method, mode=review.mode,
                version=review.version.number, **{"from": source, "to": target})
         notifications.notify_applicant(protocol, _("The committee has decided on your protocol"),
@@ -574,6 +578,7 @@ def head_decide(
             version=version, permitted=permitted, conditions=conditions.strip(), reasons=reasons.strip(),
             decided_by=by,
         )
+        transaction.on_commit(lambda: issue_permission_notice_task.delay(head_decision.pk, by.pk))
         if permitted and decision is not None:
             protocol.approved_until = decision.approved_until
             protocol.save(update_fields=["approved_until"])

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from portal.ethics import services
-from portal.ethics.api import data_flow_prefetched
 from portal.ethics.models import Protocol, ProtocolVersion
 from portal.ethics.selectors import protocol_data_flow
 from tests.factories import (
@@ -193,11 +192,12 @@ def test_detail_not_visible_is_404(client, setting, persona):
 
 
 def _flows_agree(protocol: Protocol, today=None) -> None:  # type: ignore[no-untyped-def]
-    fresh = Protocol.objects.prefetch_related("versions__head_decision").get(pk=protocol.pk)
-    assert data_flow_prefetched(fresh, today=today) == protocol_data_flow(fresh, today=today)
+    prefetched = Protocol.objects.prefetch_related("versions__head_decision").get(pk=protocol.pk)
+    plain = Protocol.objects.get(pk=protocol.pk)
+    assert protocol_data_flow(prefetched, today=today) == protocol_data_flow(plain, today=today)
 
 
-def test_data_flow_prefetched_agrees_with_selector_in_every_state(setting):
+def test_data_flow_with_prefetched_versions_agrees_in_every_state(setting):
     draft = _draft(setting)
     _flows_agree(draft)
     protocol = _active(setting)
@@ -214,7 +214,7 @@ def test_data_flow_prefetched_agrees_with_selector_in_every_state(setting):
     services.amendment_submit(protocol=protocol, by=setting["applicant"])
     protocol.refresh_from_db()
     _flows_agree(protocol)
-    assert data_flow_prefetched(protocol).allowed is False
+    assert protocol_data_flow(protocol).allowed is False
     services.protocol_suspend(protocol=protocol, reason="調査", by=setting["head"])
     protocol.refresh_from_db()
     _flows_agree(protocol)
