@@ -118,3 +118,17 @@ def auditor(db):  # type: ignore[no-untyped-def]
 def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
     # PBKDF2 with production iterations makes every persona cost most of a second to create.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english_outside_requests():  # type: ignore[no-untyped-def]
+    """Service and unit tests read messages in the source language (English).
+
+    Pages still answer in Japanese by default: the locale middleware activates the person's
+    language for every request the test client makes.
+    """
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()

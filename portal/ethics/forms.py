@@ -225,3 +225,11 @@ class AmendmentForm(forms.Form):
 
 class CompletionReportForm(forms.Form):
     report = forms.CharField(label=_("Completion report (summary of results)"), widget=_TEXTAREA)
+
+
+class PeriodicReportForm(forms.Form):
+    period_end = forms.DateField(
+        label=_("Period ending"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    subjects_enrolled = forms.IntegerField(label=_("Number of research subjects so far"), min_value=0)
+    body = forms.CharField(label=_("Progress and problems"), widget=_TEXTAREA)

@@ -517,3 +517,34 @@ class ReminderSent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.protocol} ({self.due_on})"
+
+
+class PeriodicReport(models.Model):
+    """定期報告: the yearly report on an active protocol's progress, acknowledged by the secretariat."""
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="periodic_reports")
+    period_end = models.DateField(_("period ending"))
+    subjects_enrolled = models.PositiveIntegerField(_("number of research subjects so far"))
+    body = models.TextField(_("progress and problems"))
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("periodic report")
+        verbose_name_plural = _("periodic reports")
+        ordering = ["protocol", "-period_end"]
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "period_end"], name="periodic_report_unique_period"),
+            models.CheckConstraint(
+                condition=Q(acknowledged_by__isnull=True, acknowledged_at__isnull=True)
+                | Q(acknowledged_by__isnull=False, acknowledged_at__isnull=False),
+                name="periodic_report_acknowledged_by_and_at_paired",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} report to {self.period_end}"

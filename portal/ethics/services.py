@@ -31,6 +31,7 @@ from portal.ethics.models import (
     EthicsCommittee,
     HeadDecision,
     ItemComment,
+    PeriodicReport,
     Protocol,
     ProtocolAttachment,
     ProtocolItem,
@@ -98,6 +99,14 @@ def _require_head(protocol: Protocol, user: User) -> None:
         user=user, organization=protocol.institution, role=OrganizationMembership.Role.HEAD
     ).exists():
         raise EthicsRefused(_("Only the head of the research institution can do this."))
+
+
+def one_year_after(day: date) -> date:
+    """The same date next year; 29 February becomes 28 February."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
 
 
 def _locked(protocol: Protocol) -> Protocol:
@@ -581,7 +590,9 @@ def head_decide(
         transaction.on_commit(lambda: issue_permission_notice_task.delay(head_decision.pk, by.pk))
         if permitted and decision is not None:
             protocol.approved_until = decision.approved_until
-            protocol.save(update_fields=["approved_until"])
+            if protocol.periodic_report_due is None:
+                protocol.periodic_report_due = one_year_after(timezone.localdate())
+            protocol.save(update_fields=["approved_until", "periodic_report_due"])
         _audit("head_permitted" if permitted else "head_denied", by, protocol, version=version.number)
         notifications.notify_applicant(
             protocol,
@@ -693,6 +704,48 @@ def minor_amendment_acknowledge(*, protocol: Protocol, by: User) -> Protocol:
         _audit("minor_amendment_acknowledged", by, protocol, version=version.number)
         notifications.notify_applicant(protocol, _("Your minor amendment was acknowledged"), "")
     return protocol
+
+
+def periodic_report_submit(
+    *, protocol: Protocol, period_end: date, subjects_enrolled: int, body: str, by: User
+) -> PeriodicReport:
+    """定期報告: the principal investigator reports once a year while the research runs."""
+    _require_applicant(protocol, by)
+    if not body.strip():
+        raise ValidationError({"body": _("Describe the progress and any problems.")})
+    if subjects_enrolled < 0:
+        raise ValidationError({"subjects_enrolled": _("The number cannot be negative.")})
+    if period_end > timezone.localdate():
+        raise ValidationError({"period_end": _("The period cannot end in the future.")})
+    with transaction.atomic():
+        protocol = _locked(protocol)
+        if protocol.status not in {ProtocolStatus.ACTIVE, ProtocolStatus.AMENDMENT_REVIEW, ProtocolStatus.SUSPENDED}:
+            raise EthicsRefused(_("Periodic reports are made while the research is running."))
+        if protocol.periodic_reports.filter(period_end=period_end).exists():
+            raise ValidationError({"period_end": _("A report for this period was already submitted.")})
+        report = PeriodicReport.objects.create(
+            protocol=protocol, period_end=period_end, subjects_enrolled=subjects_enrolled,
+            body=body.strip(), submitted_by=by,
+        )
+        protocol.periodic_report_due = one_year_after(period_end)
+        protocol.save(update_fields=["periodic_report_due"])
+        _audit("periodic_report_submitted", by, protocol, period_end=period_end,
+               subjects_enrolled=subjects_enrolled)
+        notifications.notify_secretariat(protocol, _("A periodic report was submitted"))
+    return report
+
+
+def periodic_report_acknowledge(*, report: PeriodicReport, by: User) -> PeriodicReport:
+    _require_secretariat(report.protocol.committee, by)
+    with transaction.atomic():
+        report = PeriodicReport.objects.select_for_update().get(pk=report.pk)
+        if report.acknowledged_at is not None:
+            raise EthicsRefused(_("This report was already acknowledged."))
+        report.acknowledged_by = by
+        report.acknowledged_at = timezone.now()
+        report.save(update_fields=["acknowledged_by", "acknowledged_at"])
+        _audit("periodic_report_acknowledged", by, report.protocol, period_end=report.period_end)
+    return report
 
 
 def _simple_transition(action: str, audit_action: str, protocol: Protocol, by: User, **details: Any) -> Protocol:

@@ -20,6 +20,12 @@ urlpatterns = [
     path("protocols/<int:pk>/conditions/verify/", views.conditions_verify, name="conditions_verify"),
     path("protocols/<int:pk>/amendment/", views.amendment_start, name="amendment_start"),
     path("protocols/<int:pk>/completion/", views.completion_report, name="completion_report"),
+    path("protocols/<int:pk>/periodic-reports/", views.periodic_report, name="periodic_report"),
+    path(
+        "protocols/<int:pk>/periodic-reports/<int:report_pk>/acknowledge/",
+        views.periodic_report_acknowledge,
+        name="periodic_report_acknowledge",
+    ),
     path("protocols/<int:pk>/withdraw/", views.protocol_withdraw, name="protocol_withdraw"),
     path("protocols/<int:pk>/suspend/", views.protocol_suspend, name="protocol_suspend"),
     path("protocols/<int:pk>/resume/", views.protocol_resume, name="protocol_resume"),

@@ -42,6 +42,7 @@ from portal.ethics.forms import (
     ConditionsVerifyForm,
     DecisionForm,
     HeadDecisionForm,
+    PeriodicReportForm,
     ProtocolCreateForm,
     ProtocolItemsForm,
     ProtocolVersionForm,
@@ -313,6 +314,9 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
             AmendmentForm() if applicant and status == S.ACTIVE and not amendment_drafting else None
         ),
         "completion_form": CompletionReportForm() if applicant and _can_do("report_completion", status) else None,
+        "periodic_form": (
+            PeriodicReportForm() if applicant and status in {S.ACTIVE, S.AMENDMENT_REVIEW, S.SUSPENDED} else None
+        ),
         "verify_form": ConditionsVerifyForm() if chair and status == S.CONDITIONS_ANSWERED else None,
         "suspend_form": ReasonForm() if (chair or head) and _can_do("suspend", status) else None,
         "head_form": HeadDecisionForm() if head and status == S.APPROVED else None,
@@ -336,6 +340,7 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
         "head_decision": getattr(latest, "head_decision", None),
         "comments": comments,
         "data_flow": protocol_data_flow(protocol),
+        "periodic_reports": protocol.periodic_reports.select_related("acknowledged_by"),
         "can_edit": amendment_drafting,
         "can_submit": amendment_drafting,
         "can_withdraw": applicant and _can_do("withdraw", status),
@@ -484,6 +489,30 @@ def completion_report(request: HttpRequest, pk: int) -> HttpResponse:
         lambda s, data: services.protocol_report_completion(protocol=s.protocol, report=data["report"], by=s.user),
         _("The completion report was sent."),
     )
+
+
+@require_POST
+@login_required
+def periodic_report(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail_action(
+        request, pk, lambda s: s.is_applicant, PeriodicReportForm, "periodic_form",
+        lambda s, data: services.periodic_report_submit(protocol=s.protocol, by=s.user, **data),
+        _("The periodic report was sent to the committee."),
+    )
+
+
+@require_POST
+@login_required
+def periodic_report_acknowledge(request: HttpRequest, pk: int, report_pk: int) -> HttpResponse:
+    standing = _standing(request, pk, lambda s: s.is_secretariat)
+    report = get_object_or_404(standing.protocol.periodic_reports, pk=report_pk)
+    try:
+        services.periodic_report_acknowledge(report=report, by=standing.user)
+    except services.EthicsRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, _("The periodic report was acknowledged."))
+    return redirect("ethics:protocol_detail", pk=pk)
 
 
 @require_POST

@@ -66,8 +66,8 @@ def test_list_applicant_sees_own_protocol_with_data_flow(client, setting):
                       "name_en": setting["committee"].name_en},
         "title": TITLE,
         "approved_until": protocol.approved_until.isoformat(),
-        "periodic_report_due": None,
-        "data_flow": {"allowed": True, "reason": str(protocol_data_flow(protocol).reason)},
+        "periodic_report_due": protocol.periodic_report_due.isoformat(),  # a year after permission
+        "data_flow": {"allowed": True, "reason": "承認・許可されています。"},  # the API answers in Japanese by default
     }]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -501,3 +501,42 @@ def test_named_researcher_is_recused(setting):
 
     assignment = review.assignments.get(member=setting["members"]["lay"])
     assert (assignment.recused, assignment.recusal_reason) == (True, "named in the protocol")
+
+
+def test_periodic_report_moves_the_due_date_and_is_acknowledged(setting):
+    protocol = _active(setting)
+    today = timezone.localdate()
+    assert protocol.periodic_report_due == today.replace(year=today.year + 1)
+
+    period_end = today - timedelta(days=10)
+    report = services.periodic_report_submit(
+        protocol=protocol, period_end=period_end, subjects_enrolled=1200, body="画像12,000件を収集した。",
+        by=setting["applicant"],
+    )
+    services.periodic_report_acknowledge(report=report, by=setting["members"]["secretariat"].user)
+
+    protocol.refresh_from_db()
+    report.refresh_from_db()
+    assert protocol.periodic_report_due == services.one_year_after(period_end)
+    assert report.acknowledged_by == setting["members"]["secretariat"].user
+    with pytest.raises(ValidationError):
+        services.periodic_report_submit(
+            protocol=protocol, period_end=period_end, subjects_enrolled=1, body="重複", by=setting["applicant"]
+        )
+    assert protocol.periodic_reports.count() == 1
+
+
+def test_periodic_report_refused_before_permission(setting):
+    protocol = _draft(setting)
+
+    with pytest.raises(services.EthicsRefused):
+        services.periodic_report_submit(
+            protocol=protocol, period_end=timezone.localdate(), subjects_enrolled=0, body="x", by=setting["applicant"]
+        )
+
+    assert not protocol.periodic_reports.exists()
+
+
+def test_one_year_after_leap_day():
+    assert services.one_year_after(date(2028, 2, 29)) == date(2029, 2, 28)
+    assert services.one_year_after(date(2026, 11, 27)) == date(2027, 11, 27)

@@ -105,6 +105,12 @@ def _active(setting):  # type: ignore[no-untyped-def]
     return protocol
 
 
+@pytest.fixture(autouse=True)
+def _english_pages(client):  # type: ignore[no-untyped-def]
+    # These tests assert the English source messages; the Japanese pages are checked below.
+    client.cookies["django_language"] = "en"
+
+
 def _url(name, protocol, *args):  # type: ignore[no-untyped-def]
     return reverse(f"ethics:{name}", args=[protocol.pk, *args])
 
@@ -250,7 +256,7 @@ def test_protocol_create_blank_title_shows_error_and_creates_nothing(client, set
     })
 
     assert response.status_code == 200
-    assert response.context["form"].errors == {"title": ["この項目は必須です。"]}
+    assert response.context["form"].errors == {"title": ["This field is required."]}
     assert Protocol.objects.count() == 0
 
 
@@ -579,7 +585,7 @@ def test_review_comment_blank_shows_error_and_adds_nothing(client, setting):
     response = client.post(_url("review_comment", protocol), {"item_key": "personal_info_handling", "body": ""})
 
     assert response.status_code == 200
-    assert response.context["rows"][7][3].errors == {"body": ["この項目は必須です。"]}
+    assert response.context["rows"][7][3].errors == {"body": ["This field is required."]}
     assert ItemComment.objects.count() == 0
 
 
@@ -835,6 +841,7 @@ def test_amendment_submit_goes_to_secretariat_and_acknowledge(client, setting):
 def test_pages_render_in_japanese_by_default(client, setting, page):
     protocol, _review = _under_review(setting)
     client.force_login(_user(setting, "chair"))
+    client.cookies.pop("django_language", None)
 
     body = client.get(_url(page, protocol)).content.decode()
 
@@ -926,3 +933,53 @@ def test_review_comment_after_decision_refused_and_adds_nothing(client, setting)
 
     assert _messages(response) == ["This review is closed."]
     assert ItemComment.objects.count() == 0
+
+
+def test_periodic_report_sent_from_detail_page_and_acknowledged(client, setting):
+    from django.utils import timezone
+
+    protocol = _active(setting)
+    client.force_login(setting["applicant"])
+    period_end = timezone.localdate().isoformat()
+
+    response = client.post(
+        _url("periodic_report", protocol),
+        {"period_end": period_end, "subjects_enrolled": "340", "body": "画像3,400件を解析した。"},
+    )
+
+    assert response.status_code == 302
+    report = protocol.periodic_reports.get()
+    assert report.subjects_enrolled == 340
+    client.force_login(_user(setting, "secretariat"))
+    page = client.get(_url("protocol_detail", protocol))
+    assert 'data-testid="periodic-reports"' in page.content.decode()
+    client.post(reverse("ethics:periodic_report_acknowledge", args=[protocol.pk, report.pk]))
+    report.refresh_from_db()
+    assert report.acknowledged_at is not None
+
+
+def test_periodic_report_bad_input_shows_errors_and_saves_nothing(client, setting):
+    protocol = _active(setting)
+    client.force_login(setting["applicant"])
+
+    response = client.post(_url("periodic_report", protocol), {"period_end": "", "subjects_enrolled": "-1", "body": ""})
+
+    assert response.status_code == 200
+    assert set(response.context["periodic_form"].errors) == {"period_end", "subjects_enrolled", "body"}
+    assert not protocol.periodic_reports.exists()
+
+
+def test_periodic_report_acknowledge_by_member_forbidden(client, setting):
+    from django.utils import timezone
+
+    protocol = _active(setting)
+    report = services.periodic_report_submit(
+        protocol=protocol, period_end=timezone.localdate(), subjects_enrolled=1, body="x", by=setting["applicant"]
+    )
+    client.force_login(_user(setting, "law"))
+
+    response = client.post(reverse("ethics:periodic_report_acknowledge", args=[protocol.pk, report.pk]))
+
+    assert response.status_code == 403
+    report.refresh_from_db()
+    assert report.acknowledged_at is None
