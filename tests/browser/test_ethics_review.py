@@ -140,5 +140,10 @@ def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, re
     assert "同意撤回の方法を説明文書に明記してください。" in applicant.get_by_test_id(
         "applicant-comments"
     ).inner_text()
+    with applicant.expect_download() as download:
+        applicant.get_by_test_id("permission-notice").click()
+    assert download.value.suggested_filename.endswith(".pdf")
+    with open(download.value.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
     protocol.refresh_from_db()
     assert protocol.status == ProtocolStatus.ACTIVE
