@@ -132,3 +132,21 @@ def _english_outside_requests():  # type: ignore[no-untyped-def]
     translation.activate("en")
     yield
     translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(request):  # type: ignore[no-untyped-def]
+    """Tasks queued by services run in-process, even when CI sets a real broker.
+
+    Otherwise a test that waits for a task's result would wait for a worker that is not there.
+    Tests marked ``worker`` start a real worker and keep the broker.
+    """
+    from portal.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -248,9 +248,9 @@ def test_issue_tasks_issue_once_on_commit(setting, django_capture_on_commit_call
     protocol, decision = _decided(setting)
     head_decision = services.head_decide(protocol=protocol, permitted=True, by=setting["head"])
 
-    first = issue_decision_notice_task.delay(decision.pk, setting["members"]["chair"].user.pk).get()
-    again = issue_decision_notice_task.delay(decision.pk, None).get()
-    permission = issue_permission_notice_task.delay(head_decision.pk, setting["head"].pk).get()
+    first = issue_decision_notice_task.apply(args=(decision.pk, setting["members"]["chair"].user.pk)).get()
+    again = issue_decision_notice_task.apply(args=(decision.pk, None)).get()
+    permission = issue_permission_notice_task.apply(args=(head_decision.pk, setting["head"].pk)).get()
 
     assert first == again
     assert EthicsNotice.objects.get(pk=permission).kind == "permission"
