@@ -16,22 +16,6 @@ import time
 
 from _benchdb import add_database_arguments, throwaway_database
 
-COLUMNS = (
-    "id",
-    "created_at",
-    "actor_id",
-    "actor_email",
-    "ip",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "details",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -48,6 +32,7 @@ def run(events: int) -> None:
     from django.db import connection, transaction
 
     from portal.audit import context
+    from portal.audit.models import EVENT_FIELDS as COLUMNS
     from portal.audit.services import audit_record
     from portal.audit.verify import verify_chain
 

@@ -20,21 +20,6 @@ from typing import Any
 
 from _benchdb import add_database_arguments, throwaway_database
 
-COLUMNS = (
-    "id",
-    "created_at",
-    "actor_id",
-    "actor_email",
-    "ip",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "details",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
 ACTIONS = (
     "accounts.login",
     "accounts.logout",
@@ -110,6 +95,7 @@ def run(events: int, chunk_size: int) -> None:
     from django.db import connection, transaction
     from psycopg.copy import QueuedLibpqWriter
 
+    from portal.audit.models import EVENT_FIELDS as COLUMNS
     from portal.audit.verify import verify_chain
 
     started = time.perf_counter()

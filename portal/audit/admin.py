@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
-from portal.audit.models import AuditEvent
+from portal.audit.models import EVENT_FIELDS, AuditEvent
 from portal.audit.selectors import audit_action_choices
 
 COUNT_CAP = 10_000
@@ -54,21 +54,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_per_page = 50
     ordering = ("-id",)
     actions = None
-    readonly_fields = (
-        "id",
-        "created_at",
-        "actor_id",
-        "actor_email",
-        "ip",
-        "action",
-        "target_type",
-        "target_id",
-        "target_repr",
-        "details",
-        "request_id",
-        "prev_hash",
-        "hash",
-    )
+    readonly_fields = EVENT_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 from portal.accounts.permissions import IsAuthenticatedWithMFA
 from portal.audit.forms import AuditEventFilterForm
-from portal.audit.models import AuditEvent
+from portal.audit.models import EVENT_FIELDS, AuditEvent
 from portal.audit.selectors import PAGE_SIZE, audit_event_list, audit_log_readable_by
 
 
@@ -30,21 +30,7 @@ class CanReadAuditLog(IsAuthenticatedWithMFA):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor_id",
-            "actor_email",
-            "ip",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "details",
-            "request_id",
-            "prev_hash",
-            "hash",
-        ]
+        fields = list(EVENT_FIELDS)
         read_only_fields = fields
 
 

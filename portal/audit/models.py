@@ -15,6 +15,12 @@ from django.utils.translation import gettext_lazy as _
 
 GENESIS_HASH = "0" * 64
 
+# Every column of an event, in the order the verifier, exports, admin and API show them.
+EVENT_FIELDS = (
+    "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type", "target_id",
+    "target_repr", "details", "request_id", "prev_hash", "hash",
+)
+
 
 class AuditLogIsAppendOnly(Exception):
     """Raised when code tries to change or delete an audit event."""

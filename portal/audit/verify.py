@@ -6,12 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from portal.audit.chain import event_hash
-from portal.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from portal.audit.models import EVENT_FIELDS, GENESIS_HASH, AuditChainHead, AuditEvent
 
-_FIELDS = (
-    "id", "created_at", "actor_id", "actor_email", "ip", "action", "target_type", "target_id",
-    "target_repr", "details", "request_id", "prev_hash", "hash",
-)
+_FIELDS = EVENT_FIELDS
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.audit.forms import PORTAL_ZONE, AuditEventFilterForm
-from portal.audit.models import AuditEvent
+from portal.audit.models import EVENT_FIELDS, AuditEvent
 from portal.audit.selectors import (
     audit_action_choices,
     audit_event_export_rows,
@@ -28,21 +28,7 @@ from portal.audit.selectors import (
 )
 from portal.audit.services import audit_record
 
-EXPORT_COLUMNS = (
-    "id",
-    "created_at",
-    "actor_id",
-    "actor_email",
-    "ip",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "details",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
+EXPORT_COLUMNS = EVENT_FIELDS
 # A cell starting with one of these is read by spreadsheet programs as a formula; actor e-mails
 # of failed sign-ins and target names come from outside, so such cells are prefixed with '.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
