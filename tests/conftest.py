@@ -51,6 +51,19 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _empty_memory_cache() -> None:
+    # allauth counts sign-ins per address in the cache; left over from earlier tests, the count
+    # reaches its rate limit in a fast run and a later test gets 429. (A Redis cache given by
+    # CACHE_URL is left alone: clearing it would flush that Redis database.)
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    for cache in caches.all():
+        if isinstance(cache, LocMemCache):
+            cache.clear()
+
+
 @pytest.fixture
 def applicant(db):  # type: ignore[no-untyped-def]
     user = UserFactory(email="applicant@example.co.jp", full_name="申請 太郎")

@@ -175,7 +175,7 @@ def _protocol(
     ethics.protocol_update_draft(
         protocol=protocol, by=pi, items=items,
         fields={
-            "consent_procedure": "opt_out", "multi_site": True, "modalities": ["endoscopy", "pathology"],
+            "consent_procedure": "opt_out", "multi_site": True, "modalities": ["endoscopy", "pathology_wsi"],
             "uses_common_hash_id": True, "company_involvement": "data_use",
             "justification_minimal_risk": "既存の画像と診断名のみを用い、侵襲はない。",
             "justification_no_disadvantage": "診療には一切影響せず、拒否の機会を保障する。",

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Organization, User
+from portal.core.vocabulary import Modality
 from portal.ethics.items import PROTOCOL_ITEMS
 from portal.ethics.models import (
     CommitteeMembership,
@@ -21,6 +22,7 @@ from portal.ethics.models import (
     Vote,
 )
 from portal.ethics.services import VERSION_FIELDS
+from portal.societies.models import Society
 
 _TEXTAREA = forms.Textarea(attrs={"rows": 4})
 
@@ -50,11 +52,50 @@ class ProtocolCreateForm(forms.Form):
         institution.queryset = Organization.objects.filter(memberships__user=user).distinct().order_by("id")
 
 
-# The version's fields, except the modalities list (a JSON field without a fixed vocabulary yet).
+# The version's fields; the modalities list gets its own checkbox field below.
 EDITABLE_VERSION_FIELDS = tuple(name for name in VERSION_FIELDS if name != "modalities")
 
 
 class ProtocolVersionForm(forms.ModelForm):  # type: ignore[type-arg]
+    modalities_choice = forms.MultipleChoiceField(
+        label=_("Modalities"), choices=Modality.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    societies = forms.ModelMultipleChoiceField(
+        label=_("Societies involved"), queryset=Society.objects.order_by("id"), required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    named_researchers_emails = forms.CharField(
+        label=_("Researchers named in the protocol"),
+        help_text=_("Their e-mail addresses in the portal, one per line. Committee members named here are recused."),
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["modalities_choice"].initial = list(self.instance.modalities or [])
+            self.fields["societies"].initial = list(self.instance.societies.values_list("pk", flat=True))
+            self.fields["named_researchers_emails"].initial = "\n".join(
+                self.instance.named_researchers.order_by("email").values_list("email", flat=True)
+            )
+
+    def clean_named_researchers_emails(self) -> list[User]:
+        emails = [line.strip().lower() for line in self.cleaned_data["named_researchers_emails"].splitlines()]
+        emails = [email for email in emails if email]
+        users = list(User.objects.filter(email__in=emails))
+        unknown = sorted(set(emails) - {user.email for user in users})
+        if unknown:
+            raise ValidationError(
+                _("No account has these addresses: %(emails)s") % {"emails": ", ".join(unknown)}
+            )
+        return users
+
+    def relations_payload(self) -> dict[str, Any]:
+        return {
+            "societies": list(self.cleaned_data["societies"]),
+            "named_researchers": self.cleaned_data["named_researchers_emails"],
+        }
+
     class Meta:
         model = ProtocolVersion
         fields = EDITABLE_VERSION_FIELDS
@@ -67,7 +108,9 @@ class ProtocolVersionForm(forms.ModelForm):  # type: ignore[type-arg]
         }
 
     def fields_payload(self) -> dict[str, Any]:
-        return {name: self.cleaned_data[name] for name in EDITABLE_VERSION_FIELDS}
+        payload = {name: self.cleaned_data[name] for name in EDITABLE_VERSION_FIELDS}
+        payload["modalities"] = list(self.cleaned_data["modalities_choice"])
+        return payload
 
 
 def item_body_name(key: str) -> str:

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.audit.services import audit_record
+from portal.core.vocabulary import Modality
 from portal.ethics import notifications
 from portal.ethics.items import ITEMS_BY_KEY, PROTOCOL_ITEMS
 from portal.ethics.models import (
@@ -212,6 +213,9 @@ def protocol_update_draft(
     with transaction.atomic():
         protocol = _locked(protocol)
         version = _editable_version(protocol)
+        unknown_modalities = set(fields.get("modalities", [])) - set(Modality.values)
+        if unknown_modalities:
+            raise ValidationError({"modalities": _("Unknown modality: %(names)s") % {"names": ", ".join(sorted(unknown_modalities))}})
         for name, value in fields.items():
             setattr(version, name, value)
         version.full_clean(exclude=["protocol"])
@@ -375,6 +379,8 @@ def review_open(
             transition(protocol, "accept_for_review")
         elif hasattr(version, "review"):
             raise EthicsRefused(_("This amendment is already under review."))
+        if version.kind == ProtocolVersion.Kind.MAJOR_AMENDMENT and mode != Review.Mode.FULL_BOARD:
+            raise ValidationError({"mode": _("A major amendment is reviewed by the full board.")})
         review = Review.objects.create(
             version=version,
             type=Review.Type.AMENDMENT if amendment else Review.Type.NEW,

@@ -237,6 +237,7 @@ def protocol_edit(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: services.protocol_update_draft(
                 protocol=standing.protocol, by=request.user,  # type: ignore[arg-type]
                 fields=version_form.fields_payload(), items=items_form.items_payload(),
+                **version_form.relations_payload(),
             ),
             _("The draft was saved."),
         )

@@ -540,3 +540,29 @@ def test_periodic_report_refused_before_permission(setting):
 def test_one_year_after_leap_day():
     assert services.one_year_after(date(2028, 2, 29)) == date(2029, 2, 28)
     assert services.one_year_after(date(2026, 11, 27)) == date(2027, 11, 27)
+
+
+def test_major_amendment_must_go_to_the_full_board(setting):
+    protocol = _active(setting)
+    services.amendment_start(protocol=protocol, kind="major_amendment", summary="対象の拡大", by=setting["applicant"])
+    services.amendment_submit(protocol=protocol, by=setting["applicant"])
+
+    with pytest.raises(ValidationError) as refused:
+        services.review_open(
+            protocol=protocol, mode="expedited", expedited_ground="minor_change",
+            by=setting["members"]["secretariat"].user,
+        )
+
+    assert refused.value.message_dict == {"mode": ["A major amendment is reviewed by the full board."]}
+    assert not Review.objects.filter(version__number=2).exists()
+
+
+def test_unknown_modality_refused(setting):
+    protocol = services.protocol_create(
+        committee=setting["committee"], institution=setting["university"], title="題名", by=setting["applicant"]
+    )
+
+    with pytest.raises(ValidationError):
+        services.protocol_update_draft(protocol=protocol, by=setting["applicant"], fields={"modalities": ["mri-3t"]})
+
+    assert protocol.versions.get().modalities == []

@@ -317,6 +317,40 @@ def test_protocol_edit_saves_fields_and_items(client, setting):
     assert version.items.get(key="proxy_consent").not_applicable_reason == "成人のみ"
 
 
+def test_protocol_edit_saves_modalities_societies_and_named_researchers(client, setting):
+    from tests.factories import SocietyFactory
+
+    protocol = _draft(setting, complete=False)
+    jsp = SocietyFactory(slug="jsp")
+    client.force_login(setting["applicant"])
+
+    response = client.post(_url("protocol_edit", protocol), _edit_payload(
+        protocol, modalities_choice=["endoscopy", "pathology_wsi"], societies=[jsp.pk],
+        named_researchers_emails=f"{_user(setting, 'lay').email}\n",
+    ))
+
+    assert response.status_code == 302
+    version = protocol.versions.get()
+    assert version.modalities == ["endoscopy", "pathology_wsi"]
+    assert list(version.societies.all()) == [jsp]
+    assert list(version.named_researchers.all()) == [_user(setting, "lay")]
+
+
+def test_protocol_edit_unknown_researcher_address_is_refused(client, setting):
+    protocol = _draft(setting, complete=False)
+    client.force_login(setting["applicant"])
+
+    response = client.post(_url("protocol_edit", protocol), _edit_payload(
+        protocol, named_researchers_emails="nobody@example.jp", item_purpose_significance_body="変更",
+    ))
+
+    assert response.status_code == 200
+    assert response.context["version_form"].errors["named_researchers_emails"] == [
+        "No account has these addresses: nobody@example.jp"
+    ]
+    assert protocol.versions.get().items.get(key="purpose_significance").body == ""
+
+
 def test_protocol_edit_bad_choice_shows_error_and_changes_nothing(client, setting):
     protocol = _draft(setting, complete=False)
     client.force_login(setting["applicant"])
