@@ -51,7 +51,8 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 demo: $(VENV)/.installed
 	@$(MAKE) --no-print-directory _compilemessages-if-possible
 	$(DEMO) $(PY) manage.py migrate --no-input
-	$(DEMO) $(PY) manage.py seed_demo
+	@# The demo's own e-mails (review assignments, decisions) would bury the list of accounts.
+	$(DEMO) DJANGO_EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend $(PY) manage.py seed_demo
 	@echo "Serving the demo portal at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(DEMO) $(PY) manage.py runserver $(HOST):$(PORT)
 
