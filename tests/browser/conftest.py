@@ -33,12 +33,13 @@ def _end_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iter
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_end_stray_connections: None) -> Iterator[Any]:
     require(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
             f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the
     # test itself (not the live server thread) are then flagged as async-unsafe without this.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
@@ -53,6 +54,10 @@ def browser(_end_stray_connections: None) -> Iterator[Any]:
         )
         yield browser
         browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
