@@ -26,6 +26,7 @@ class NavItem:
 NAVIGATION = (
     NavItem(_("Home"), "home", None),
     NavItem(_("Societies"), "societies:list", None),
+    NavItem(_("Research ethics committees"), "committees:list", None),
     NavItem(_("My work"), "dashboard", frozenset({Role.APPLICANT})),
     NavItem(_("Protocols"), "ethics:protocol_list", frozenset({Role.APPLICANT})),
     NavItem(_("Review inbox"), "ethics:inbox", frozenset({Role.COMMITTEE_MEMBER})),
