@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class UserManager(BaseUserManager["User"]):
@@ -106,7 +107,7 @@ class Organization(models.Model):
 
 class OrganizationMembership(models.Model):
     class Role(models.TextChoices):
-        MEMBER = "member", _("Member")
+        MEMBER = "member", pgettext_lazy("organisation role", "Member")
         HEAD = "head", _("Head of institution")
         AUDITOR = "auditor", _("Auditor")
         OPERATOR = "operator", _("Platform operator")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Organization
@@ -61,7 +61,7 @@ class SocietyMembership(models.Model):
     class Role(models.TextChoices):
         ADMIN = "admin", _("Society admin")
         STEWARD = "steward", _("Data steward")
-        MEMBER = "member", _("Member")
+        MEMBER = "member", pgettext_lazy("society role", "Member")
 
     society = models.ForeignKey(Society, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(

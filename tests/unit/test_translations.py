@@ -17,8 +17,8 @@ PO = ROOT / "portal" / "locale" / "ja" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 
 
-def _messages(po: polib.POFile) -> set[str]:
-    return {entry.msgid for entry in po if not entry.obsolete}
+def _messages(po: polib.POFile) -> set[tuple[str | None, str]]:
+    return {(entry.msgctxt, entry.msgid) for entry in po if not entry.obsolete}
 
 
 def test_translations_ja_catalogue_has_no_untranslated_or_fuzzy_entry():
@@ -32,11 +32,11 @@ def test_translations_compiled_catalogue_matches_source():
     po = polib.pofile(str(PO))
     mo = polib.mofile(str(MO))
 
-    compiled = {entry.msgid: entry.msgstr for entry in mo}
+    compiled = {(entry.msgctxt, entry.msgid): entry.msgstr for entry in mo}
     for entry in po:
         if entry.msgid_plural:
             continue
-        assert compiled.get(entry.msgid) == entry.msgstr, entry.msgid
+        assert compiled.get((entry.msgctxt, entry.msgid)) == entry.msgstr, entry.msgid
 
 
 def test_translations_catalogue_covers_every_marked_string(tmp_path):
