@@ -38,13 +38,14 @@ class Migration(migrations.Migration):
                 ('details', models.JSONField(blank=True, default=dict, verbose_name='details')),
                 ('request_id', models.CharField(blank=True, max_length=32, verbose_name='request id')),
                 ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                ('hash', models.CharField(max_length=64)),
             ],
             options={
                 'verbose_name': 'audit event',
                 'verbose_name_plural': 'audit events',
                 'ordering': ['-id'],
                 'indexes': [models.Index(fields=['action', '-id'], name='audit_action_id'), models.Index(fields=['actor_id', '-id'], name='audit_actor_id'), models.Index(fields=['target_type', 'target_id', '-id'], name='audit_target_id')],
+                'constraints': [models.UniqueConstraint(fields=('hash',), name='audit_event_hash_unique')],
             },
         ),
     ]
