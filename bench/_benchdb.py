@@ -67,6 +67,7 @@ def throwaway_database(name: str, *, keep: bool = False) -> Iterator[None]:
     os.environ.setdefault(
         "DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789"
     )
+    os.environ.setdefault("PORTAL_PSEUDONYM_KEY", "bench-only-pseudonym-key")
     # Keep one connection open for the whole run, as a worker would.
     os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
     sys.path.insert(0, str(ROOT))

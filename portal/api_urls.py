@@ -7,4 +7,8 @@ urlpatterns = [
     path("", include("portal.societies.api_urls")),
     path("", include("portal.audit.api_urls")),
     path("", include("portal.ethics.api_urls")),
+    path("", include("portal.datasets.api_urls")),
+    path("", include("portal.optout.api_urls")),
+    path("", include("portal.linkage.api_urls")),
+    path("", include("portal.access.api_urls")),
 ]

@@ -33,6 +33,17 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
+# The key of the society-common pseudonymous subject ID (portal.lib.pseudonym). Shared with the
+# contributing institutions and never with data users; changing it breaks linkage with every
+# pseudonym made before.
+PORTAL_PSEUDONYM_KEY = env_str("PORTAL_PSEUDONYM_KEY")
+if not PORTAL_PSEUDONYM_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PORTAL_PSEUDONYM_KEY must be set when DJANGO_DEBUG is off (set DJANGO_DEBUG=1 for local use)."
+        )
+    PORTAL_PSEUDONYM_KEY = "local-development-pseudonym-key"  # DEBUG only
+
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
 )
@@ -63,6 +74,10 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.societies",
     "portal.ethics",
+    "portal.datasets",
+    "portal.optout",
+    "portal.access",
+    "portal.linkage",
     "portal.core",
 ]
 
@@ -239,6 +254,9 @@ STATIC_URL = "/static/"
 STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "files"
+# A release upload sends up to 500 files and its manifest in one form (larger sets are imported
+# with `manage.py release_import`).
+DATA_UPLOAD_MAX_NUMBER_FILES = 501
 
 # Tests and the demo run without `collectstatic`: WhiteNoise then serves from the finders.
 WHITENOISE_USE_FINDERS = env_bool("PORTAL_STATIC_FROM_FINDERS", DEBUG)

@@ -30,6 +30,7 @@ from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
 from portal.audit.services import audit_record
+from portal.core.demo_datasets import seed_demo_datasets
 from portal.ethics import services as ethics
 from portal.ethics.items import PROTOCOL_ITEMS
 from portal.ethics.models import CommitteeMembership, EthicsCommittee, Protocol, ProtocolItem
@@ -75,9 +76,13 @@ def seed_demo() -> list[DemoAccount]:
         societies = {spec["slug"]: _society(spec, organizations) for spec in data["societies"]}
         users = [_user(spec, data["password"], organizations, societies) for spec in data["users"]]
         committees = {spec["slug"]: _committee(spec, organizations) for spec in data.get("committees", [])}
-        for spec in data.get("protocols", []):
-            _protocol(spec, committees, organizations)
+        protocols = [_protocol(spec, committees, organizations) for spec in data.get("protocols", [])]
+        active = next((p for p, spec in zip(protocols, data.get("protocols", []), strict=True)
+                       if spec["stage"] == "active"), None)
+        # Second factors first: the operator acts in the datasets' seed, and operators need one.
         accounts = [_mfa(user, spec, data["password"]) for user, spec in zip(users, data["users"], strict=True)]
+        if active is not None:
+            seed_demo_datasets(data, protocol=active)
     return accounts
 
 

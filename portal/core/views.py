@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.core.health import run_checks
+from portal.optout.selectors import pending_confirmations_for
 from portal.societies.selectors import society_list_public
 
 
@@ -18,7 +19,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/dashboard.html")
+    pending_deletions = pending_confirmations_for(request.user).count()
+    return render(request, "core/dashboard.html", {"pending_deletions": pending_deletions})
 
 
 @require_GET

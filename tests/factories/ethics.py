@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from portal.ethics.models import CommitteeMembership, EthicsCommittee
+from portal.ethics.models import (
+    CommitteeMembership,
+    EthicsCommittee,
+    HeadDecision,
+    Protocol,
+    ProtocolVersion,
+)
 from tests.factories import OrganizationFactory, UserFactory, give_totp
 
 
@@ -50,3 +59,27 @@ def full_committee(committee: EthicsCommittee) -> dict[str, CommitteeMembership]
             committee=committee, user=user, role=role, category=category, is_external=external, sex=sex
         )
     return members
+
+
+def permitted_protocol(
+    *, committee: EthicsCommittee | None = None, approved_days: int = 365, status: str = "active"
+) -> Protocol:
+    """A protocol approved and permitted by its institution's head, written straight to the tables.
+
+    For tests of what rests on a protocol (datasets, notices, grants); the ethics tests walk the
+    real review path through the services.
+    """
+    committee = committee or EthicsCommitteeFactory()
+    investigator = UserFactory()
+    head = UserFactory()
+    protocol = Protocol.objects.create(
+        number=f"T-{Protocol.objects.count() + 1:05d}-{committee.slug}",
+        committee=committee,
+        principal_investigator=investigator,
+        institution=committee.institution,
+        status=status,
+        approved_until=timezone.localdate() + timedelta(days=approved_days),
+    )
+    version = ProtocolVersion.objects.create(protocol=protocol, number=1, submitted_at=timezone.now())
+    HeadDecision.objects.create(version=version, permitted=True, decided_by=head)
+    return protocol

@@ -71,7 +71,15 @@ def test_api_anonymous_is_denied_by_default(client, db):
 
 def test_api_every_endpoint_denies_anonymous_unless_declared_public(client, db):
     """Deny by default: only endpoints that say so answer an anonymous caller."""
-    public = {"api-society-list", "api-society-detail"}
+    from django.urls import reverse
+    from django.urls.converters import IntConverter
+
+    # The public catalogue, statistics and opt-out notices: what the public pages show.
+    public = {
+        "api-society-list", "api-society-detail", "api-dataset-list", "api-dataset-detail",
+        "api-dataset-release-list", "api-statistics", "api-optout-notice-list",
+        "api-optout-notice-detail", "api-optout-statistics",
+    }
     resolver = get_resolver()
     names = {
         name
@@ -79,15 +87,19 @@ def test_api_every_endpoint_denies_anonymous_unless_declared_public(client, db):
         if isinstance(name, str) and name.startswith("api-") and name not in {"api-schema", "api-docs"}
     }
     assert names, "no API endpoints found"
-    from django.urls import reverse
+    assert public <= names
+
+    def url_of(name: str) -> str:
+        possibilities, _pattern, _defaults, converters = resolver.reverse_dict.getlist(name)[0]
+        ((_format, parameters),) = possibilities
+        kwargs = {p: 1 if isinstance(converters.get(p), IntConverter) else "x" for p in parameters}
+        return reverse(name, kwargs=kwargs)
 
     for name in sorted(names - public):
-        if name == "api-society-detail":
-            kwargs: dict[str, object] | None = {"slug": "x"}
-        else:
-            kwargs = {"pk": 1} if name.endswith("-detail") else None
-        url = reverse(name, kwargs=kwargs)
-        assert client.get(url).status_code in {401, 403}, name
+        assert client.get(url_of(name)).status_code in {401, 403}, name
+    for name in ("api-society-list", "api-dataset-list", "api-statistics", "api-optout-notice-list",
+                 "api-optout-statistics"):
+        assert client.get(url_of(name)).status_code == 200, name
 
 
 def test_api_malformed_json_is_rejected_and_nothing_changes(client, applicant):

@@ -106,3 +106,44 @@ def test_seed_demo_ethics_committee_and_protocols(db):
     assert protocol_data_flow(active).allowed is True
     member = User.objects.get(email="committee@demo.example.jp")
     assert [a.review.version.protocol.status for a in review_inbox(member)] == [ProtocolStatus.UNDER_REVIEW]
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_datasets_notices_opt_outs_and_linked_records(db):
+    from datetime import date
+
+    from django.core.files.storage import default_storage
+
+    from portal.access.models import Grant
+    from portal.core.demo_datasets import demo_pseudonym
+    from portal.datasets.models import Dataset, ReleaseFile
+    from portal.linkage.selectors import linkage_match
+    from portal.optout.models import DeletionConfirmation, OptOutRequest
+    from portal.optout.selectors import dataset_has_published_notice
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    datasets = list(Dataset.objects.select_related("society").order_by("society_id"))
+    assert [d.society.slug for d in datasets] == ["jsp", "jges", "jrs", "jos", "jsum", "jda"]
+    for dataset in datasets:
+        assert dataset.status == "published", dataset.slug
+        assert dataset_has_published_notice(dataset), dataset.slug
+        release = dataset.releases.get()
+        assert release.status == "available" and release.file_count > 0
+        first = release.files.first()
+        assert default_storage.exists(first.storage_key)
+        assert first.subject_pseudonym[:8] not in first.path
+    # Patient 11 refused before the releases were built: left out of every one.
+    assert not ReleaseFile.objects.filter(subject_pseudonym=demo_pseudonym(11)).exists()
+    assert OptOutRequest.objects.count() == 3
+    # Patient 3 asked for deletion of what the company holds: the company is asked to confirm.
+    confirmation = DeletionConfirmation.objects.get()
+    assert confirmation.holder.email == "company@demo.example.jp"
+    assert confirmation.grant == Grant.objects.get()
+    # Pathology, endoscopy and radiology records of the same patients link (3 and 5 opted out).
+    societies = [d.society for d in datasets[:3]]
+    page = linkage_match(societies=societies, date_from=date(2020, 1, 1), date_to=date(2024, 12, 31),
+                         tolerance_days=7)
+    linked = {match.subject_pseudonym for match in page.matches}
+    assert linked == {demo_pseudonym(n) for n in (1, 2, 4, 6, 7, 8)}
+    assert all({h.society_id for h in match.holdings} == {s.pk for s in societies} for match in page.matches)

@@ -78,6 +78,15 @@ def test_without_secret_key_production_refuses_to_start():
     )
 
 
+def test_without_pseudonym_key_production_refuses_to_start():
+    result = _manage("check", **(_production() | {"PORTAL_PSEUDONYM_KEY": ""}))
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: PORTAL_PSEUDONYM_KEY must be set when DJANGO_DEBUG is off" in (
+        result.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -201,6 +210,8 @@ def test_env_example_is_a_production_configuration_that_passes_check_deploy(tmp_
             variables[name.strip()] = value.strip().strip('"')
     assert variables["DJANGO_SECRET_KEY"] == ""  # nobody deploys a published key by accident
     variables["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(64)
+    assert variables["PORTAL_PSEUDONYM_KEY"] == ""
+    variables["PORTAL_PSEUDONYM_KEY"] = secrets.token_urlsafe(32)
     variables["PORTAL_DATA_DIR"] = str(tmp_path)
     variables["DJANGO_STATIC_ROOT"] = str(tmp_path / "static")
 
