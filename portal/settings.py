@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "portal.ethics",
     "portal.datasets",
     "portal.optout",
+    "portal.agreements",
     "portal.access",
     "portal.linkage",
     "portal.core",
@@ -270,7 +271,7 @@ AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
 AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
 AWS_DEFAULT_ACL = None
 AWS_QUERYSTRING_AUTH = True
-AWS_QUERYSTRING_EXPIRE = env_int("PORTAL_SIGNED_URL_SECONDS", 300)
+AWS_QUERYSTRING_EXPIRE = env_int("PORTAL_SIGNED_URL_SECONDS", 60)
 AWS_S3_FILE_OVERWRITE = False
 if PORTAL_STORAGE == "s3" and not AWS_STORAGE_BUCKET_NAME:
     raise ImproperlyConfigured("PORTAL_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.")
@@ -292,6 +293,12 @@ STORAGES = {
         )
     },
 }
+
+# --- Downloads (portal/access/links.py, downloads.py) ------------------------------------------
+PORTAL_LINK_SECONDS = env_int("PORTAL_LINK_SECONDS", 600)
+PORTAL_LINK_RATE = env_int("PORTAL_LINK_RATE", 600)
+PORTAL_LINK_RATE_SECONDS = env_int("PORTAL_LINK_RATE_SECONDS", 600)
+PORTAL_DOWNLOAD_ACCEL_PREFIX = env_str("PORTAL_DOWNLOAD_ACCEL_PREFIX")
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -319,7 +326,14 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Every morning in Japan time; the task remembers what it sent, so a rerun sends nothing new.
     "ethics-reminders": {"task": "ethics.send_reminders", "schedule": crontab(hour=7, minute=30)},
+    # Overdue usage reports: reminder every 30 days, restricted at 90, institution head told at 180.
+    "access-usage-reports": {"task": "access.enforce_usage_reports", "schedule": crontab(hour=7, minute=45)},
+    # Grants end on time (also checked live at every use) and pause or resume with what they rest on.
+    "access-expire-grants": {"task": "access.expire_grants", "schedule": crontab(minute=5)},
+    "access-refresh-grants": {"task": "access.refresh_grants", "schedule": crontab(minute="*/15")},
 }
+# Task modules beyond each app's tasks.py (which Celery finds by itself).
+CELERY_IMPORTS = ("portal.access.report_tasks",)
 PORTAL_HEALTH_CHECK_WORKER = env_bool("PORTAL_HEALTH_CHECK_WORKER", False)
 
 # --- API --------------------------------------------------------------------------------------
@@ -355,6 +369,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Several models have a "status"; each enum gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "AccessRequestStatusEnum": "portal.access.models.RequestStatus",
+        "ProtocolStatusEnum": "portal.ethics.models.ProtocolStatus",
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ urlpatterns = [
     path("manage/datasets/", include("portal.datasets.urls")),
     path("manage/optout/", include("portal.optout.urls")),
     path("linkage/", include("portal.linkage.urls")),
+    path("access/", include("portal.access.urls")),
+    path("agreements/", include("portal.agreements.urls")),
     path("audit/", include("portal.audit.urls")),
     path("ethics/", include("portal.ethics.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -10,11 +10,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.access.models import Grant
-from portal.access.services import grant_create
+from portal.access.models import Download, Grant
+from portal.access.services.grants import grant_create
 from portal.datasets.models import DatasetRelease
 
-_SHOWN = ["reference", "status", "users", "releases", "starts_at", "expires_at", "created_by"]
+_SHOWN = ["reference", "status", "access_request", "society", "paused_reasons", "restricted", "users", "releases",
+          "starts_at", "expires_at", "ended_at", "created_by"]
 
 
 class GrantCreateForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -68,3 +69,23 @@ class GrantAdmin(admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """The service has set users and releases already."""
+
+
+@admin.register(Download)
+class DownloadAdmin(admin.ModelAdmin):
+    """Each use of a signed link, for the operator to read; never changed."""
+
+    list_display = ["started_at", "grant", "user", "file", "byte_range", "via"]
+    list_filter = ["via"]
+    search_fields = ["grant__reference", "user__email"]
+    list_select_related = ["grant", "user", "file"]
+    raw_id_fields = ["grant", "user", "file"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

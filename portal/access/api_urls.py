@@ -1,3 +1,5 @@
-from django.urls import path  # noqa: F401
+"""Data-access endpoints under /api/v1/: applications, grants, manifests and links."""
 
-urlpatterns: list = []
+from portal.access import grant_api_urls, request_api_urls
+
+urlpatterns = [*request_api_urls.urlpatterns, *grant_api_urls.urlpatterns]

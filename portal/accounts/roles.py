@@ -20,13 +20,14 @@ class Role(models.TextChoices):
     SOCIETY_ADMIN = "society_admin", _("Society admin")
     STEWARD = "steward", _("Data steward")
     COMMITTEE_MEMBER = "committee_member", _("Ethics committee member")
+    ACCESS_COMMITTEE = "access_committee", _("Data access committee member")
     INSTITUTION_HEAD = "institution_head", _("Head of institution")
     APPLICANT = "applicant", _("Applicant")
 
 
 # Roles whose holders can approve, release or reveal data: they must sign in with a second factor.
 MFA_REQUIRED_ROLES = frozenset(
-    {Role.OPERATOR, Role.SOCIETY_ADMIN, Role.STEWARD, Role.COMMITTEE_MEMBER, Role.AUDITOR}
+    {Role.OPERATOR, Role.SOCIETY_ADMIN, Role.STEWARD, Role.COMMITTEE_MEMBER, Role.ACCESS_COMMITTEE, Role.AUDITOR}
 )
 
 _ORG_ROLE_TO_ROLE = {
@@ -34,7 +35,11 @@ _ORG_ROLE_TO_ROLE = {
     OrganizationMembership.Role.AUDITOR: Role.AUDITOR,
     OrganizationMembership.Role.OPERATOR: Role.OPERATOR,
 }
-_SOCIETY_ROLE_TO_ROLE = {"admin": Role.SOCIETY_ADMIN, "steward": Role.STEWARD}
+_SOCIETY_ROLE_TO_ROLE = {
+    "admin": Role.SOCIETY_ADMIN,
+    "steward": Role.STEWARD,
+    "access_committee": Role.ACCESS_COMMITTEE,
+}
 
 
 def roles_for(user: User | object) -> frozenset[Role]:

@@ -30,7 +30,8 @@ from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
 from portal.audit.services import audit_record
-from portal.core.demo_datasets import seed_demo_datasets
+from portal.core.demo_access import seed_demo_access
+from portal.core.demo_datasets import seed_demo_datasets, seed_demo_opt_outs
 from portal.ethics import services as ethics
 from portal.ethics.items import PROTOCOL_ITEMS
 from portal.ethics.models import CommitteeMembership, EthicsCommittee, Protocol, ProtocolItem
@@ -83,6 +84,8 @@ def seed_demo() -> list[DemoAccount]:
         accounts = [_mfa(user, spec, data["password"]) for user, spec in zip(users, data["users"], strict=True)]
         if active is not None:
             seed_demo_datasets(data, protocol=active)
+            seed_demo_access()
+            seed_demo_opt_outs()
     return accounts
 
 

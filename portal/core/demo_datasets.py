@@ -115,7 +115,6 @@ def _notice_fields(society: Society, dataset_title: str, protocol: Protocol) -> 
 
 
 def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
-    from portal.access.services import grant_create
     from portal.datasets import services as datasets
     from portal.linkage.services import linkage_approval_grant
     from portal.optout import services as optout
@@ -156,19 +155,6 @@ def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
             )
         built[spec["society"]] = dataset
 
-    company = User.objects.filter(email="company@demo.example.jp").first()
-    endoscopy = built.get("jges")
-    if company is not None and endoscopy is not None and not company.grants.exists():
-        grant_create(
-            users=[company], releases=[endoscopy.releases.order_by("-version").first()],
-            expires_at=timezone.now() + timedelta(days=365), by=operator,
-        )
-        # Patient 3 then asks the endoscopy society to delete what was provided: the company is told.
-        _record_request(optout, endoscopy.society, admins.get("jges", operator), 3, extent="delete_provided")
-        # Patient 5 asks radiology to stop future use only.
-        if "jrs" in built:
-            _record_request(optout, built["jrs"].society, operator, 5, extent="future_only")
-
     admin = admins.get("jsp")
     if admin is not None and not admin.linkage_approvals.exists():
         linkage_approval_grant(
@@ -176,6 +162,25 @@ def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
             purpose="病理・内視鏡・放射線画像の名寄せによる胃がん症例の突合（デモ）",
             valid_until=timezone.localdate() + timedelta(days=365), by=operator,
         )
+
+
+def seed_demo_opt_outs() -> None:
+    """Opt-out requests made after the releases were provided: one reaches the company's grant."""
+    from portal.optout import services as optout
+    from portal.optout.models import OptOutRequest
+
+    if OptOutRequest.objects.filter(extent="delete_provided").exists():
+        return
+    operator = User.objects.get(email="operator@demo.example.jp")
+    endoscopy = Dataset.objects.filter(slug="jges-upper-gi-endoscopy").select_related("society").first()
+    radiology = Dataset.objects.filter(slug="jrs-chest-ct").select_related("society").first()
+    if endoscopy is not None:
+        # Patient 3 asks the endoscopy society to delete what was provided: the company is told.
+        admin = endoscopy.society.memberships.filter(role="admin").select_related("user").first()
+        _record_request(optout, endoscopy.society, admin.user if admin else operator, 3, extent="delete_provided")
+    if radiology is not None:
+        # Patient 5 asks radiology to stop future use only.
+        _record_request(optout, radiology.society, operator, 5, extent="future_only")
 
 
 def _record_request(optout, society: Society, by: User, patient: int, *, extent: str) -> None:

@@ -214,6 +214,8 @@ class DatasetRelease(models.Model):
     class Meta:
         verbose_name = _("dataset release")
         verbose_name_plural = _("dataset releases")
+        # Given per user and release (django-guardian) while a grant is in force.
+        permissions = [("download_release", _("Can download the files of the release"))]
         ordering = ["dataset_id", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["dataset", "version"], name="release_unique_version")

@@ -61,6 +61,7 @@ class SocietyMembership(models.Model):
     class Role(models.TextChoices):
         ADMIN = "admin", _("Society admin")
         STEWARD = "steward", _("Data steward")
+        ACCESS_COMMITTEE = "access_committee", _("Data access committee member")
         MEMBER = "member", pgettext_lazy("society role", "Member")
 
     society = models.ForeignKey(Society, on_delete=models.CASCADE, related_name="memberships")

@@ -67,3 +67,36 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Any]:
+    """Each person gets their own browser context, so that sessions do not mix. The contexts ask
+    for English, as many browsers do: the portal must still answer in Japanese."""
+    contexts = []
+
+    def _open() -> Any:
+        context = browser.new_context(locale="en-US", accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page: Any, live_server: Any, email: str, totp: bool = False) -> None:
+    """Sign in through the login form (and the second-factor form with the tests' TOTP secret)."""
+    from portal.core.demo import totp_code
+    from tests.factories import TEST_PASSWORD, TOTP_SECRET
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.locator("[name=login]").fill(email)
+    page.locator("[name=password]").fill(TEST_PASSWORD)
+    page.locator("[name=password]").press("Enter")
+    if totp:
+        page.locator("[name=code]").fill(totp_code(TOTP_SECRET))
+        page.locator("[name=code]").press("Enter")
+    page.get_by_test_id("whoami").wait_for()

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from portal.core.demo import totp_code
 from portal.datasets.models import Dataset, DatasetRelease, DatasetStatus
 from portal.lib.pseudonym import subject_pseudonym
 from portal.optout.models import OptOutNotice
+from tests.browser.conftest import sign_in
 from tests.factories import (
-    TEST_PASSWORD,
-    TOTP_SECRET,
     SocietyFactory,
     SocietyMembershipFactory,
     UserFactory,
@@ -69,34 +65,6 @@ def setting(transactional_db, settings, tmp_path):  # type: ignore[no-untyped-de
     return {"society": society, "admin": admin, "protocol": protocol}
 
 
-@pytest.fixture
-def open_page(browser: Any) -> Iterator[Any]:
-    """Each person gets their own browser context, so that sessions do not mix."""
-    contexts = []
-
-    def _open() -> Any:
-        context = browser.new_context(locale="en-US")  # the portal must still answer in Japanese
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def _sign_in(page, live_server, email, totp=False):  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("[name=login]").fill(email)
-    page.locator("[name=password]").fill(TEST_PASSWORD)
-    page.locator("[name=password]").press("Enter")
-    if totp:
-        page.locator("[name=code]").fill(totp_code(TOTP_SECRET))
-        page.locator("[name=code]").press("Enter")
-    page.get_by_test_id("whoami").wait_for()
-
-
 def _release_folder(folder: Path) -> tuple[list[Path], Path, list[str]]:
     """Two small PNG files and their manifest; the file names carry no pseudonym."""
     folder.mkdir()
@@ -125,7 +93,7 @@ def test_admin_publishes_dataset_and_notice_visitor_finds_both(open_page, live_s
 
     # --- The society admin signs in with the second factor and opens データセットの管理. ---------
     admin = open_page()
-    _sign_in(admin, live_server, setting["admin"].email, totp=True)
+    sign_in(admin, live_server, setting["admin"].email, totp=True)
     assert admin.locator("html").get_attribute("lang") == "ja"
     manage_link = admin.locator("nav.main-nav a[href='/manage/datasets/']")
     expect(manage_link).to_have_text("データセットの管理")

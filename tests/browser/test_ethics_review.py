@@ -6,18 +6,13 @@ holds whichever language the catalogue says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
-from portal.core.demo import totp_code
 from portal.ethics import services
 from portal.ethics.items import PROTOCOL_ITEMS
 from portal.ethics.models import ProtocolStatus
+from tests.browser.conftest import sign_in
 from tests.factories import (
-    TEST_PASSWORD,
-    TOTP_SECRET,
     OrganizationFactory,
     OrganizationMembershipFactory,
     UserFactory,
@@ -53,34 +48,6 @@ def review_setting(transactional_db):  # type: ignore[no-untyped-def]
     return {"protocol": protocol, "members": members, "applicant": applicant, "head": head}
 
 
-@pytest.fixture
-def open_page(browser: Any) -> Iterator[Any]:
-    """Each person gets their own browser context, so that sessions do not mix."""
-    contexts = []
-
-    def _open() -> Any:
-        context = browser.new_context(locale="en-US")
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def _sign_in(page, live_server, email, totp=False):  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("[name=login]").fill(email)
-    page.locator("[name=password]").fill(TEST_PASSWORD)
-    page.locator("[name=password]").press("Enter")
-    if totp:
-        page.locator("[name=code]").fill(totp_code(TOTP_SECRET))
-        page.locator("[name=code]").press("Enter")
-    page.get_by_test_id("whoami").wait_for()
-
-
 def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, review_setting):
     protocol = review_setting["protocol"]
     members = review_setting["members"]
@@ -88,7 +55,7 @@ def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, re
 
     # A member opens the protocol from the inbox, comments on an item and votes.
     member = open_page()
-    _sign_in(member, live_server, members["law"].user.email, totp=True)
+    sign_in(member, live_server, members["law"].user.email, totp=True)
     member.goto(f"{live_server.url}/ethics/inbox/")
     member.get_by_test_id(f"inbox-open-{protocol.pk}").click()
     assert member.url == review_url
@@ -109,7 +76,7 @@ def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, re
 
     # The chair records the committee's approval.
     chair = open_page()
-    _sign_in(chair, live_server, members["chair"].user.email, totp=True)
+    sign_in(chair, live_server, members["chair"].user.email, totp=True)
     chair.goto(review_url)
     decision_form = chair.get_by_test_id("decision-form")
     decision_form.locator("[name=outcome]").select_option("approved")
@@ -122,7 +89,7 @@ def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, re
 
     # The head of the institution permits the research.
     head = open_page()
-    _sign_in(head, live_server, review_setting["head"].email)
+    sign_in(head, live_server, review_setting["head"].email)
     head.goto(f"{live_server.url}/ethics/head/")
     head.get_by_test_id(f"head-open-{protocol.pk}").click()
     head_form = head.get_by_test_id("head-decision-form")
@@ -132,7 +99,7 @@ def test_browser_review_from_inbox_to_active_protocol(open_page, live_server, re
 
     # The applicant sees the protocol active, with the comment meant for them.
     applicant = open_page()
-    _sign_in(applicant, live_server, review_setting["applicant"].email)
+    sign_in(applicant, live_server, review_setting["applicant"].email)
     applicant.goto(f"{live_server.url}/ethics/protocols/")
     applicant.locator(f"tr[data-protocol='{protocol.pk}'] a").click()
     assert applicant.get_by_test_id("protocol-status").get_attribute("data-status") == ProtocolStatus.ACTIVE

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.access.models import Grant
 from portal.access.selectors import active_grants_holding, user_has_active_grant_on
-from portal.access.services import grant_create
+from portal.access.services.grants import grant_create
 from portal.audit.models import AuditEvent
 from tests.factories import UserFactory, give_totp
 from tests.factories.datasets import DatasetFactory, FileSpec, active_grant, make_release

@@ -20,6 +20,7 @@ EXPECTED_ROLES = {
     "auditor@demo.example.jp": Role.AUDITOR,
     "society-admin@demo.example.jp": Role.SOCIETY_ADMIN,
     "steward@demo.example.jp": Role.STEWARD,
+    "access-committee@demo.example.jp": Role.ACCESS_COMMITTEE,
     "committee@demo.example.jp": Role.COMMITTEE_MEMBER,
     "head@demo.example.jp": Role.INSTITUTION_HEAD,
     "researcher@demo.example.jp": Role.APPLICANT,
@@ -66,7 +67,8 @@ def test_seed_demo_gives_mfa_roles_a_known_totp(db):
         "operator@demo.example.jp", "auditor@demo.example.jp", "society-admin@demo.example.jp",
         "steward@demo.example.jp", "committee@demo.example.jp", "ethics-chair@demo.example.jp",
         "ethics-office@demo.example.jp", "member-law@demo.example.jp", "member-lay@demo.example.jp",
-        "member-science@demo.example.jp",
+        "member-science@demo.example.jp", "jges-admin@demo.example.jp", "access-committee@demo.example.jp",
+        "access-committee2@demo.example.jp",
     }
     out = io.StringIO()
     call_command("demo_totp", "auditor@demo.example.jp", stdout=out, stderr=io.StringIO())
@@ -147,3 +149,20 @@ def test_seed_demo_datasets_notices_opt_outs_and_linked_records(db):
     linked = {match.subject_pseudonym for match in page.matches}
     assert linked == {demo_pseudonym(n) for n in (1, 2, 4, 6, 7, 8)}
     assert all({h.society_id for h in match.holdings} == {s.pk for s in societies} for match in page.matches)
+
+
+@override_settings(PORTAL_DEMO_ALLOWED=True)
+def test_seed_demo_company_granted_and_one_application_at_each_step(db):
+    from portal.access.models import AccessRequest, Grant, ProvisionRecord
+    from portal.agreements.models import SignedAgreement
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    company = User.objects.get(email="company@demo.example.jp")
+    statuses = list(AccessRequest.objects.filter(applicant=company).order_by("id").values_list("status", flat=True))
+    assert statuses == ["granted", "submitted", "committee_review", "approved", "signed"]
+    grant = Grant.objects.get()
+    assert (grant.status, grant.society.slug, list(grant.users.all())) == ("active", "jges", [company])
+    assert company.has_perm("datasets.download_release", grant.releases.get())
+    assert ProvisionRecord.objects.filter(grant=grant).exists()
+    assert list(SignedAgreement.objects.order_by("id").values_list("status", flat=True)) == ["completed", "signed"]

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from portal.access.grant_api import GrantList, GrantManifest
+
+urlpatterns: list = [
+    path("access/grants/", GrantList.as_view(), name="api-access-grant-list"),
+    path("access/grants/<int:pk>/releases/<int:release_pk>/manifest/", GrantManifest.as_view(),
+         name="api-access-grant-manifest"),
+]

@@ -1,0 +1,488 @@
+"""Usage reports (利用報告, REGULATION.md a8): schedule, submission, acceptance, overdue enforcement, pages."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.access.models import Download, Grant, RequestStatus, UsageReport
+from portal.access.report_tasks import enforce_usage_reports_task
+from portal.access.services.reports import (
+    INSTITUTION_AFTER_DAYS,
+    REMINDER_EVERY_DAYS,
+    RESTRICT_AFTER_DAYS,
+    add_years,
+    provision_record_create,
+    usage_report_accept,
+    usage_report_submit,
+    usage_reports_enforce,
+    usage_reports_schedule,
+)
+from portal.audit.models import AuditEvent
+from tests.factories import (
+    OrganizationMembershipFactory,
+    SocietyFactory,
+    SocietyMembershipFactory,
+    UserFactory,
+    give_totp,
+)
+from tests.factories.access import granted_request
+from tests.factories.datasets import DatasetFactory, FileSpec, make_release
+
+pytestmark = pytest.mark.django_db
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+ANNUAL_FIELDS = {
+    "progress": "300症例を解析した。",
+    "deviations": "なし",
+    "user_changes": "なし",
+    "security_recheck": "チェックリストを再確認した。",
+}
+
+
+@pytest.fixture
+def setup(society):  # type: ignore[no-untyped-def]
+    dataset = DatasetFactory(society=society, slug="colon")
+    release = make_release(dataset, [FileSpec("a" * 32), FileSpec("b" * 32)], store=False)
+    pi = UserFactory(email="pi@company.example.co.jp", full_name="企業 研究者")
+    co = UserFactory(email="co@company.example.co.jp", full_name="共同 研究者")
+    request, grant = granted_request([pi, co], [release], society=society, days=800)
+    head = UserFactory(email="head@company.example.co.jp")
+    OrganizationMembershipFactory(user=head, organization=request.organization, role="head")
+    provision_record_create(grant=grant)
+    reports = usage_reports_schedule(grant=grant)
+    return {"release": release, "request": request, "grant": grant, "pi": pi, "co": co, "head": head,
+            "reports": reports}
+
+
+def _annual(setup) -> UsageReport:  # type: ignore[no-untyped-def]
+    return UsageReport.objects.filter(grant=setup["grant"], kind="annual").order_by("due_on").first()
+
+
+def _end(setup) -> UsageReport:  # type: ignore[no-untyped-def]
+    return UsageReport.objects.get(grant=setup["grant"], kind="end_of_use")
+
+
+# --- Schedule -------------------------------------------------------------------------------------
+
+
+def test_schedule_has_each_year_and_the_end_of_use(setup):
+    grant = setup["grant"]
+    start = timezone.localdate(grant.starts_at)
+    expiry = timezone.localdate(grant.expires_at)
+    rows = list(UsageReport.objects.filter(grant=grant).order_by("due_on").values_list(
+        "kind", "due_on", "period_from", "period_to"))
+    assert rows == [
+        ("annual", add_years(start, 1), start, add_years(start, 1)),
+        ("annual", add_years(start, 2), add_years(start, 1), add_years(start, 2)),
+        ("end_of_use", expiry, start, expiry),
+    ]
+    usage_reports_schedule(grant=grant)  # idempotent
+    assert UsageReport.objects.filter(grant=grant).count() == 3
+
+
+def test_a_grant_of_under_a_year_owes_only_the_end_of_use_report(society):
+    dataset = DatasetFactory(society=society)
+    release = make_release(dataset, [FileSpec("c" * 32)], store=False)
+    _request, grant = granted_request([UserFactory()], [release], society=society, days=200)
+    usage_reports_schedule(grant=grant)
+    assert list(UsageReport.objects.filter(grant=grant).values_list("kind", flat=True)) == ["end_of_use"]
+
+
+# --- Submission -----------------------------------------------------------------------------------
+
+
+def test_submit_names_each_missing_field_and_changes_nothing(setup):
+    report = _annual(setup)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=report, by=setup["pi"])
+    assert sorted(excinfo.value.message_dict) == ["deviations", "progress", "security_recheck", "user_changes"]
+    end = _end(setup)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"], **ANNUAL_FIELDS)
+    assert sorted(excinfo.value.message_dict) == [
+        "deletion_certificate", "deletion_date", "deletion_method", "results_summary"]
+    report.refresh_from_db()
+    end.refresh_from_db()
+    assert (report.status, end.status) == ("due", "due")
+    assert not AuditEvent.objects.filter(action="access.usage_report_submitted").exists()
+
+
+def test_outputs_are_validated_and_doi_format_checked(setup):
+    report = _annual(setup)
+    outputs = [
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "doi-ではない"},
+        {"kind": "", "title": "種別なし"},
+        {"kind": "patent", "title": ""},
+        {"kind": "", "title": "", "doi": "", "number": ""},
+    ]
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=report, by=setup["pi"], outputs=outputs, **ANNUAL_FIELDS)
+    assert excinfo.value.message_dict["outputs"] == [
+        "Output 1: “doi-ではない” is not a DOI (it looks like 10.1234/abc).",
+        "Output 2: choose the kind.",
+        "Output 3: give the title.",
+    ]
+    report.refresh_from_db()
+    assert report.status == "due"
+    good = [
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "https://doi.org/10.1234/jsp.2025.001"},
+        {"kind": "patent", "title": "病変検出方法", "number": "特願2025-012345"},
+        {"kind": "", "title": "", "doi": "", "number": ""},
+    ]
+    usage_report_submit(report=report, by=setup["co"], outputs=good, **ANNUAL_FIELDS)
+    report.refresh_from_db()
+    assert report.status == "submitted"
+    assert report.submitted_by == setup["co"]
+    assert report.outputs == [
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "10.1234/jsp.2025.001", "number": ""},
+        {"kind": "patent", "title": "病変検出方法", "doi": "", "number": "特願2025-012345"},
+    ]
+
+
+def test_deletion_certificate_is_checked_by_content(setup):
+    end = _end(setup)
+    fields = ANNUAL_FIELDS | {"results_summary": "感度90%", "deletion_date": timezone.localdate(),
+                              "deletion_method": "暗号化ディスクを消去した。"}
+    fake = SimpleUploadedFile("certificate.pdf", b"this is not a pdf", content_type="application/pdf")
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"], deletion_certificate=fake, **fields)
+    assert list(excinfo.value.message_dict) == ["deletion_certificate"]
+    future = fields | {"deletion_date": timezone.localdate() + timedelta(days=1)}
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"],
+                            deletion_certificate=SimpleUploadedFile("c.pdf", PDF_BYTES), **future)
+    assert list(excinfo.value.message_dict) == ["deletion_date"]
+    end.refresh_from_db()
+    assert end.status == "due" and not end.deletion_certificate
+    usage_report_submit(report=end, by=setup["pi"],
+                        deletion_certificate=SimpleUploadedFile("c.png", PNG_BYTES), **fields)
+    end.refresh_from_db()
+    assert end.status == "submitted"
+    assert end.deletion_certificate_sha256 == hashlib.sha256(PNG_BYTES).hexdigest()
+    with end.deletion_certificate.open("rb") as handle:
+        assert handle.read() == PNG_BYTES
+
+
+def test_only_a_named_user_submits(setup, outsider, steward):
+    report = _annual(setup)
+    for user in (outsider, steward):
+        with pytest.raises(PermissionDenied):
+            usage_report_submit(report=report, by=user, **ANNUAL_FIELDS)
+    report.refresh_from_db()
+    assert report.status == "due" and report.submitted_by is None
+
+
+def test_a_report_is_submitted_once(setup):
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    with pytest.raises(ValidationError):
+        usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS | {"progress": "別"})
+    report.refresh_from_db()
+    assert report.progress == "300症例を解析した。"
+
+
+# --- Acceptance -----------------------------------------------------------------------------------
+
+
+def test_steward_accepts_an_annual_report(setup, steward, outsider, society_admin):
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    other_steward = UserFactory()
+    SocietyMembershipFactory(user=other_steward, society=SocietyFactory(), role="steward")
+    for user in (outsider, setup["pi"], other_steward):
+        with pytest.raises(PermissionDenied):
+            usage_report_accept(report=report, by=user)
+    report.refresh_from_db()
+    assert report.status == "submitted"
+    usage_report_accept(report=report, by=steward)
+    report.refresh_from_db()
+    assert report.status == "accepted"
+    grant = setup["grant"]
+    grant.refresh_from_db()
+    assert grant.status == "active"
+    with pytest.raises(ValidationError):
+        usage_report_accept(report=report, by=society_admin)
+
+
+def test_accepting_the_end_of_use_report_ends_the_grant_closes_the_request_and_fixes_retention(setup, steward):
+    end = _end(setup)
+    usage_report_submit(
+        report=end, by=setup["pi"], results_summary="感度90%", deletion_date=timezone.localdate(),
+        deletion_method="暗号化ディスクを消去した。", deletion_certificate=SimpleUploadedFile("c.pdf", PDF_BYTES),
+        **ANNUAL_FIELDS,
+    )
+    usage_report_accept(report=end, by=steward)
+    grant = setup["grant"]
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.ENDED
+    setup["request"].refresh_from_db()
+    assert setup["request"].status == RequestStatus.CLOSED
+    record = grant.provision_record
+    record.refresh_from_db()
+    assert record.recipient_keep_until == add_years(timezone.localdate(), 5)
+    event = AuditEvent.objects.get(action="access.usage_report_accepted")
+    assert event.details["recipient_keep_until"] == record.recipient_keep_until.isoformat()
+
+
+# --- Enforcement ----------------------------------------------------------------------------------
+
+
+def test_thresholds_are_the_agreed_days():
+    assert (REMINDER_EVERY_DAYS, RESTRICT_AFTER_DAYS, INSTITUTION_AFTER_DAYS) == (30, 90, 180)
+
+
+def test_enforcement_timeline(setup, steward, mailoutbox, django_capture_on_commit_callbacks):
+    report = _annual(setup)
+    grant = setup["grant"]
+    due = report.due_on
+
+    def run(days: int) -> dict[str, int]:
+        with django_capture_on_commit_callbacks(execute=True):
+            return usage_reports_enforce(today=due + timedelta(days=days))
+
+    assert run(29) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    assert mailoutbox == []
+    assert run(30) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
+    report.refresh_from_db()
+    assert report.reminders_sent == 1 and report.last_reminder_at is not None
+    assert len(mailoutbox) == 1
+    assert sorted(mailoutbox[0].to) == ["co@company.example.co.jp", "pi@company.example.co.jp"]
+    assert run(30) == {"reminded": 0, "restricted": 0, "institution_notified": 0}  # idempotent
+    assert run(59) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    assert run(60) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
+    assert run(89) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    grant.refresh_from_db()
+    assert grant.restricted is False
+    mailoutbox.clear()
+    assert run(90) == {"reminded": 1, "restricted": 1, "institution_notified": 0}
+    grant.refresh_from_db()
+    assert grant.restricted is True
+    assert any(steward.email in message.to for message in mailoutbox)
+    assert run(90) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    assert run(120) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
+    assert run(150) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
+    assert run(179) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    report.refresh_from_db()
+    assert report.institution_notified_at is None
+    mailoutbox.clear()
+    assert run(180) == {"reminded": 1, "restricted": 0, "institution_notified": 1}
+    report.refresh_from_db()
+    assert report.reminders_sent == 6
+    assert report.institution_notified_at is not None
+    assert any(message.to == ["head@company.example.co.jp"] for message in mailoutbox)
+    assert run(181) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    actions = list(AuditEvent.objects.filter(action__in=[
+        "access.usage_report_reminded", "access.grant_restricted", "access.usage_report_institution_notified",
+    ]).values_list("action", flat=True).order_by("id"))
+    assert actions.count("access.usage_report_reminded") == 6
+    assert actions.count("access.grant_restricted") == 1
+    assert actions.count("access.usage_report_institution_notified") == 1
+
+
+def test_submitting_the_report_lifts_the_restriction(setup, django_capture_on_commit_callbacks):
+    report = _annual(setup)
+    usage_reports_enforce(today=report.due_on + timedelta(days=RESTRICT_AFTER_DAYS))
+    grant = setup["grant"]
+    grant.refresh_from_db()
+    assert grant.restricted is True
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    grant.refresh_from_db()
+    assert grant.restricted is False
+    assert AuditEvent.objects.filter(action="access.grant_unrestricted", target_id=str(grant.pk)).exists()
+    # Nothing owed any more: a later run restricts nothing.
+    usage_reports_enforce(today=report.due_on + timedelta(days=RESTRICT_AFTER_DAYS + 1))
+    grant.refresh_from_db()
+    assert grant.restricted is False
+
+
+def test_ended_grants_are_not_enforced(setup):
+    report = _annual(setup)
+    Grant.objects.filter(pk=setup["grant"].pk).update(status=Grant.Status.ENDED)
+    assert usage_reports_enforce(today=report.due_on + timedelta(days=200)) == {
+        "reminded": 0, "restricted": 0, "institution_notified": 0}
+
+
+def test_a_revoked_grant_owes_only_what_fell_due_while_in_force(setup):
+    grant = setup["grant"]
+    first, second = UsageReport.objects.filter(grant=grant, kind="annual").order_by("due_on")
+    Grant.objects.filter(pk=grant.pk).update(
+        status=Grant.Status.REVOKED, ended_at=timezone.make_aware(
+            datetime.combine(first.due_on + timedelta(days=10), time.min)))
+    counts = usage_reports_enforce(today=second.due_on + timedelta(days=30))
+    assert counts["reminded"] == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.reminders_sent, second.reminders_sent) == (13, 0)
+
+
+def test_beat_task_runs_the_enforcement(setup):
+    assert enforce_usage_reports_task.name == "access.enforce_usage_reports"
+    assert enforce_usage_reports_task() == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+
+
+# --- Pages ----------------------------------------------------------------------------------------
+
+
+def test_applicant_lists_and_submits_a_report_through_the_pages(client, setup):
+    client.cookies["django_language"] = "en"  # the form errors are asserted in English
+    client.force_login(setup["pi"])
+    response = client.get(reverse("access:report_list"))
+    assert response.status_code == 200
+    assert len(response.context["reports"]) == 3
+    report = _annual(setup)
+    url = reverse("access:report_submit", args=[report.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"progress": "", "output_1_kind": "paper", "output_1_title": "論文",
+                                 "output_1_doi": "bad"})
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Describe the progress of the research." in content
+    assert "is not a DOI" in content
+    report.refresh_from_db()
+    assert report.status == "due"
+    data = dict(ANNUAL_FIELDS) | {"output_1_kind": "paper", "output_1_title": "論文", "output_1_doi": "10.1000/xyz"}
+    response = client.post(url, data)
+    assert response.status_code == 302
+    report.refresh_from_db()
+    assert report.status == "submitted"
+    assert report.outputs == [{"kind": "paper", "title": "論文", "doi": "10.1000/xyz", "number": ""}]
+    assert client.get(reverse("access:report_detail", args=[report.pk])).status_code == 200
+
+
+def test_end_of_use_form_takes_the_certificate(client, setup):
+    client.force_login(setup["pi"])
+    end = _end(setup)
+    data = dict(ANNUAL_FIELDS) | {
+        "results_summary": "感度90%", "deletion_date": timezone.localdate().isoformat(),
+        "deletion_method": "消去した。", "deletion_certificate": SimpleUploadedFile("c.pdf", PDF_BYTES),
+    }
+    response = client.post(reverse("access:report_submit", args=[end.pk]), data)
+    assert response.status_code == 302
+    end.refresh_from_db()
+    assert end.deletion_certificate_sha256 == hashlib.sha256(PDF_BYTES).hexdigest()
+    download = client.get(reverse("access:report_certificate", args=[end.pk]))
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == PDF_BYTES
+    download.close()
+
+
+def test_report_pages_refuse_others(client, setup, outsider, steward):
+    report = _annual(setup)
+    client.force_login(outsider)
+    for name in ("report_detail", "report_submit", "report_certificate"):
+        assert client.get(reverse(f"access:{name}", args=[report.pk])).status_code == 404
+    assert client.post(reverse("access:report_accept", args=[report.pk])).status_code == 404
+    assert client.get(reverse("access:report_review")).status_code == 403
+    client.force_login(steward)
+    assert client.get(reverse("access:report_detail", args=[report.pk])).status_code == 200
+    assert client.get(reverse("access:report_submit", args=[report.pk])).status_code == 403
+    client.force_login(setup["pi"])
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    assert client.post(reverse("access:report_accept", args=[report.pk])).status_code == 403
+    report.refresh_from_db()
+    assert report.status == "submitted"
+
+
+def test_steward_reviews_and_accepts_through_the_pages(client, setup, steward):
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    client.force_login(steward)
+    response = client.get(reverse("access:report_review"))
+    assert [r.pk for r in response.context["reports"]] == [report.pk]
+    response = client.post(reverse("access:report_accept", args=[report.pk]))
+    assert response.status_code == 302
+    report.refresh_from_db()
+    assert report.status == "accepted"
+
+
+def test_report_pages_run_a_fixed_number_of_queries(client, setup, society, steward, django_assert_num_queries):
+    client.force_login(steward)
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    client.get(reverse("access:report_review"))
+    with django_assert_num_queries(8) as review_first:
+        client.get(reverse("access:report_review"))
+    client.force_login(setup["pi"])
+    client.get(reverse("access:report_list"))
+    with django_assert_num_queries(6) as list_first:
+        client.get(reverse("access:report_list"))
+    # More grants, reports and submissions: the same number of queries.
+    for _ in range(3):
+        _request, grant = granted_request([setup["pi"]], [setup["release"]], society=society, days=800)
+        usage_reports_schedule(grant=grant)
+        usage_report_submit(report=_annual({"grant": grant}), by=setup["pi"], **ANNUAL_FIELDS)
+    with django_assert_num_queries(len(list_first.captured_queries)):
+        response = client.get(reverse("access:report_list"))
+    assert len(response.context["reports"]) == 12
+    client.force_login(steward)
+    with django_assert_num_queries(len(review_first.captured_queries)):
+        response = client.get(reverse("access:report_review"))
+    assert len(response.context["reports"]) == 4
+
+
+# --- The society's overview -----------------------------------------------------------------------
+
+
+def test_overview_shows_grants_overdue_reports_and_downloads(client, setup, society, steward):
+    grant = setup["grant"]
+    report = _annual(setup)
+    UsageReport.objects.filter(pk=report.pk).update(due_on=timezone.localdate() - timedelta(days=95))
+    Grant.objects.filter(pk=grant.pk).update(restricted=True)
+    file = setup["release"].files.first()
+    Download.objects.create(grant=grant, user=setup["pi"], file=file, via="local")
+    client.force_login(steward)
+    response = client.get(reverse("access:society_overview", args=[society.slug]))
+    assert response.status_code == 200
+    grants = response.context["grants"]
+    assert [g.pk for g in grants] == [grant.pk]
+    assert [r.pk for r in grants[0].overdue_reports] == [report.pk]
+    assert grants[0].overdue_reports[0].days_overdue == 95
+    assert grants[0].download_count == 1
+    assert response.context["counts"] == {"active": 0, "paused": 0, "restricted": 1, "overdue": 1}
+    assert [d.file_id for d in response.context["downloads"]] == [file.pk]
+    content = response.content.decode()
+    assert "企業 研究者" in content and str(setup["release"]) in content
+    assert client.get(reverse("access:society_overview_index")).status_code == 302
+
+
+def test_overview_refuses_others(client, setup, society, outsider):
+    member = UserFactory()
+    SocietyMembershipFactory(user=member, society=society, role="member")
+    client.force_login(outsider)
+    assert client.get(reverse("access:society_overview", args=[society.slug])).status_code == 404
+    assert client.get(reverse("access:society_overview_index")).status_code == 403
+    client.force_login(member)
+    assert client.get(reverse("access:society_overview", args=[society.slug])).status_code == 403
+    other_admin = UserFactory()
+    SocietyMembershipFactory(user=other_admin, society=SocietyFactory(), role="admin")
+    give_totp(other_admin)
+    client.force_login(other_admin)
+    assert client.get(reverse("access:society_overview", args=[society.slug])).status_code == 404
+
+
+def test_overview_runs_a_fixed_number_of_queries(client, setup, society, society_admin, django_assert_num_queries):
+    client.force_login(society_admin)
+    url = reverse("access:society_overview", args=[society.slug])
+    client.get(url)
+    with django_assert_num_queries(14) as first:
+        client.get(url)
+    file = setup["release"].files.first()
+    for _ in range(3):
+        user = UserFactory()
+        _request, grant = granted_request([user, UserFactory()], [setup["release"]], society=society, days=800)
+        usage_reports_schedule(grant=grant)
+        UsageReport.objects.filter(grant=grant, kind="annual").update(due_on=timezone.localdate() - timedelta(days=3))
+        Download.objects.create(grant=grant, user=user, file=file, via="local")
+    with django_assert_num_queries(len(first.captured_queries)):
+        response = client.get(url)
+    assert len(response.context["grants"]) == 4
+    assert len(response.context["downloads"]) == 3
