@@ -10,8 +10,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.access.models import Download, Grant
+from portal.access.models import Download, Grant, GrantAmendment
 from portal.access.services.grants import grant_create
+from portal.core.admin_readonly import ReadOnlyAdmin
 from portal.datasets.models import DatasetRelease
 
 _SHOWN = ["reference", "status", "access_request", "society", "paused_reasons", "restricted", "users", "releases",
@@ -72,7 +73,7 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Download)
-class DownloadAdmin(admin.ModelAdmin):
+class DownloadAdmin(ReadOnlyAdmin):
     """Each use of a signed link, for the operator to read; never changed."""
 
     list_display = ["started_at", "grant", "user", "file", "byte_range", "via"]
@@ -81,11 +82,12 @@ class DownloadAdmin(admin.ModelAdmin):
     list_select_related = ["grant", "user", "file"]
     raw_id_fields = ["grant", "user", "file"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(GrantAmendment)
+class GrantAmendmentAdmin(ReadOnlyAdmin):
+    """Extensions and changes of users: requested and decided on the portal's own pages."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    list_display = ["created_at", "grant", "requested_by", "new_expires_on", "status", "decided_by", "decided_at"]
+    list_filter = ["status"]
+    search_fields = ["grant__reference", "requested_by__email"]
+    list_select_related = ["grant", "requested_by", "decided_by"]

@@ -454,3 +454,53 @@ class UsageReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.due_on}"
+
+
+class GrantAmendment(models.Model):
+    """延長・変更申請: the applicant asks to extend the period of use or to change the named users.
+
+    Removing users takes effect at once (``status`` "recorded" when nothing else was asked);
+    an extension or added users wait for a steward of the grant's society.
+    """
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", _("Awaiting the society's decision")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        RECORDED = "recorded", _("Recorded (users removed)")
+
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="amendments", verbose_name=_("grant"))
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     verbose_name=_("requested by"))
+    new_expires_on = models.DateField(_("new last day of use"), null=True, blank=True)
+    previous_expires_at = models.DateTimeField(_("expiry before the change"))
+    # [{"user": id, "email": ..., "role": ..., "ethics_training": bool, "ethics_training_date": "YYYY-MM-DD"}]
+    users_to_add = models.JSONField(_("users to add"), default=list, blank=True)
+    users_removed = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True,
+                                           verbose_name=_("users removed"))
+    reason = models.TextField(_("reason"))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.SUBMITTED)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   null=True, blank=True, verbose_name=_("decided by"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_reasons = models.TextField(_("reasons for the decision"), blank=True)
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("extension or change of users")
+        verbose_name_plural = _("extensions and changes of users")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decided_at__isnull=True, decided_by__isnull=True)
+                | Q(decided_at__isnull=False, decided_by__isnull=False),
+                name="grant_amendment_decision_paired",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grant} #{self.pk}"
+
+    @property
+    def needs_decision(self) -> bool:
+        return bool(self.new_expires_on or self.users_to_add)

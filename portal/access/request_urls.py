@@ -25,3 +25,11 @@ urlpatterns = [
     path("committee/requests/<int:pk>/<int:society_id>/vote/", views.committee_vote, name="committee_vote"),
     path("committee/requests/<int:pk>/<int:society_id>/decide/", views.committee_decide, name="committee_decide"),
 ]
+
+from portal.access import amendment_views  # noqa: E402
+
+urlpatterns += [
+    path("grants/<int:pk>/amendments/new/", amendment_views.amendment_create, name="amendment_create"),
+    path("amendments/<int:pk>/", amendment_views.amendment_detail, name="amendment_detail"),
+    path("amendments/<int:pk>/decide/", amendment_views.amendment_decide, name="amendment_decide"),
+]

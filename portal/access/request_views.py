@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from portal.access.amendment_selectors import amendments_awaiting_decision
 from portal.access.models import AccessRequest, CommitteeVote, RequestStatus, SocietyReview
 from portal.access.request_forms import (
     CommentForm,
@@ -322,6 +323,7 @@ def steward_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "access/steward_queue.html", {
         "reviews": list(steward_queue_for(request.user)),  # type: ignore[arg-type]
         "agreements": list(countersign_queue(request.user)),  # type: ignore[arg-type]
+        "amendments": list(amendments_awaiting_decision(request.user)),
     })
 
 

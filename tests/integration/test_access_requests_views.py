@@ -215,7 +215,7 @@ def test_steward_queue_constant_queries_and_forbidden_to_others(client, world, d
     submitted(world)
     client.force_login(world.a.steward)
     client.get(reverse("access:steward_queue"))
-    with django_assert_num_queries(10) as first:
+    with django_assert_num_queries(11) as first:  # 11: the extensions and changes of users awaiting
         response = client.get(reverse("access:steward_queue"))
     assert len(response.context["reviews"]) == 1
     for _index in range(3):
