@@ -16,6 +16,7 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.accounts.models import Organization
 from portal.societies.models import Society
@@ -56,7 +57,7 @@ class Environment(models.TextChoices):
 
 class RequestStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
-    SUBMITTED = "submitted", _("Submitted")
+    SUBMITTED = "submitted", pgettext_lazy("status", "Submitted")
     RETURNED = "returned", _("Returned for changes")
     COMMITTEE_REVIEW = "committee_review", _("Data access committee review")
     APPROVED = "approved", _("Approved")
@@ -412,7 +413,7 @@ class UsageReport(models.Model):
 
     class Status(models.TextChoices):
         DUE = "due", _("Due")
-        SUBMITTED = "submitted", _("Submitted")
+        SUBMITTED = "submitted", pgettext_lazy("status", "Submitted")
         ACCEPTED = "accepted", _("Accepted")
 
     grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="usage_reports")

@@ -17,7 +17,7 @@ from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from portal.access.amendment_selectors import amendments_awaiting_decision
@@ -224,7 +224,7 @@ def _security_rows(access_request: AccessRequest) -> list[tuple[Any, Any]]:
 def _timeline(access_request: AccessRequest, standing: Standing) -> list[tuple[Any, str]]:
     events: list[tuple[Any, str]] = [(access_request.created_at, _("Application started"))]
     if access_request.submitted_at:
-        events.append((access_request.submitted_at, _("Submitted")))
+        events.append((access_request.submitted_at, pgettext("status", "Submitted")))
     for review in standing.reviews:
         if review.screened_at:
             events.append((review.screened_at, _("Screened by the data steward of %(society)s")

@@ -486,3 +486,32 @@ def test_overview_runs_a_fixed_number_of_queries(client, setup, society, society
         response = client.get(url)
     assert len(response.context["grants"]) == 4
     assert len(response.context["downloads"]) == 3
+
+
+def test_annual_report_reattests_the_security_self_assessment_and_the_grant_resumes(setup, society):
+    from portal.access.models import Grant, SecurityAnswer
+    from portal.access.security_items import SECURITY_ITEMS
+    from portal.access.services.grants import grant_refresh
+    from tests.factories.datasets import published_notice
+
+    dataset = setup["release"].dataset
+    dataset.status = "published"
+    dataset.save(update_fields=["status"])
+    published_notice(dataset)
+    long_ago = timezone.now() - timedelta(days=400)
+    SecurityAnswer.objects.bulk_create([
+        SecurityAnswer(access_request=setup["request"], item=item.key, status="done", evidence="規程")
+        for item in SECURITY_ITEMS
+    ])
+    SecurityAnswer.objects.filter(access_request=setup["request"]).update(answered_at=long_ago)
+    grant = grant_refresh(grant=setup["grant"])
+    assert (grant.status, grant.paused_reasons) == (
+        "paused", ["The security self-assessment was not re-attested within the last year."])
+
+    usage_report_submit(report=_annual(setup), by=setup["pi"], **ANNUAL_FIELDS)
+
+    grant = Grant.objects.get(pk=grant.pk)
+    assert (grant.status, grant.paused_reasons) == ("active", [])
+    answered = set(SecurityAnswer.objects.filter(access_request=setup["request"]).values_list("answered_at", flat=True))
+    assert all(when > timezone.now() - timedelta(minutes=1) for when in answered)
+    assert AuditEvent.objects.filter(action="access.security_reattested", target_id=str(grant.pk)).exists()

@@ -32,6 +32,7 @@ from portal.access.models import (
     ProcessingLevel,
     ProvisionRecord,
     RequestStatus,
+    SecurityAnswer,
     UsageReport,
 )
 from portal.accounts.models import OrganizationMembership, User
@@ -450,6 +451,18 @@ def usage_report_submit(
             details={"grant": grant.reference, "kind": report.kind, "due_on": report.due_on.isoformat(),
                      "outputs": len(cleaned_outputs), "deletion_certificate_sha256": certificate_sha256},
         )
+        # The security re-check of a report re-attests the application's self-assessment for
+        # another year; a grant paused for want of it resumes.
+        if report.kind == UsageReport.Kind.ANNUAL and grant.access_request_id is not None:
+            reattested = SecurityAnswer.objects.filter(access_request_id=grant.access_request_id).update(
+                answered_at=timezone.now()
+            )
+            audit_record(action="access.security_reattested", actor=by, target=grant,
+                         details={"report": report.pk, "items": reattested})
+            if grant.status == Grant.Status.PAUSED:
+                from portal.access.services.grants import grant_refresh
+
+                grant_refresh(grant=grant)
         grant = Grant.objects.select_for_update().get(pk=grant.pk)
         if grant.restricted and not _grant_overdue_beyond_restriction(grant, today):
             grant.restricted = False
