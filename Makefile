@@ -29,7 +29,7 @@ help:
 	@echo "make demo             set up and serve the demo portal at http://$(HOST):$(PORT)"
 	@echo "make test             install the test tools and run the whole test suite"
 	@echo "make lint             ruff, and a check that no migration is missing"
-	@echo "make bench            audit-log, linkage and download benchmarks (PostgreSQL; DATABASE_URL or BENCH_DATABASE_URL)"
+	@echo "make bench            audit-log, linkage, download and anonymisation benchmarks (PostgreSQL; DATABASE_URL or BENCH_DATABASE_URL)"
 	@echo "make messages         update the Japanese message catalogue from the source"
 	@echo "make compilemessages  compile the message catalogues (needs gettext's msgfmt)"
 
@@ -67,6 +67,7 @@ bench: $(VENV)/.installed-test
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/audit_verify_1m.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/linkage_1m.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/download_1g.py
+	$(PY) bench/deid_2000.py
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("portal.optout.api_urls")),
     path("", include("portal.linkage.api_urls")),
     path("", include("portal.access.api_urls")),
+    path("", include("portal.deid.api_urls")),
 ]

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "portal.agreements",
     "portal.access",
     "portal.linkage",
+    "portal.deid",
     "portal.core",
 ]
 
@@ -300,6 +301,12 @@ PORTAL_LINK_RATE = env_int("PORTAL_LINK_RATE", 600)
 PORTAL_LINK_RATE_SECONDS = env_int("PORTAL_LINK_RATE_SECONDS", 600)
 PORTAL_DOWNLOAD_ACCEL_PREFIX = env_str("PORTAL_DOWNLOAD_ACCEL_PREFIX")
 
+# --- Anonymisation (portal/deid) -----------------------------------------------------------------
+# Server folders that jobs may read from must lie under this root (empty: no server-folder jobs).
+PORTAL_DEID_IMPORT_ROOT = env_str("PORTAL_DEID_IMPORT_ROOT")
+PORTAL_DEID_QUEUE = env_str("PORTAL_DEID_QUEUE")
+PORTAL_DEID_STALL_MINUTES = env_int("PORTAL_DEID_STALL_MINUTES", 30)
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -331,6 +338,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Grants end on time (also checked live at every use) and pause or resume with what they rest on.
     "access-expire-grants": {"task": "access.expire_grants", "schedule": crontab(minute=5)},
     "access-refresh-grants": {"task": "access.refresh_grants", "schedule": crontab(minute="*/15")},
+    # Anonymisation jobs whose worker died: re-queue the files without a result.
+    "deid-resume-stalled": {"task": "deid.resume_stalled", "schedule": 15 * 60},
 }
 # Task modules beyond each app's tasks.py (which Celery finds by itself).
 CELERY_IMPORTS = ("portal.access.report_tasks",)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("optout/", include("portal.optout.public_urls")),
     path("manage/datasets/", include("portal.datasets.urls")),
     path("manage/optout/", include("portal.optout.urls")),
+    path("manage/deid/", include("portal.deid.urls")),
     path("linkage/", include("portal.linkage.urls")),
     path("access/", include("portal.access.urls")),
     path("agreements/", include("portal.agreements.urls")),

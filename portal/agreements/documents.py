@@ -111,8 +111,11 @@ def agreement_pdf_render(agreement: SignedAgreement) -> bytes:
         "society": agreement.society,
         "request": request,
         "organization_name": request.organization.name_ja,
+        # A release built by an anonymisation job names it: its report says what was removed.
         "releases": [{"dataset": release.dataset.title_ja, "slug": release.dataset.slug,
-                      "version": release.version} for release in releases],
+                      "version": release.version,
+                      "deid_job": release.source_reference if release.source == "deid_job" else ""}
+                     for release in releases],
         "terms": term_rows_ja(agreement.terms),
         "signed_at": japanese_datetime(agreement.signed_at),
         "signatory": _person(agreement.signatory_name, agreement.signatory_title),

@@ -34,6 +34,7 @@ NAVIGATION = (
     NavItem(_("Review inbox"), "ethics:inbox", frozenset({Role.COMMITTEE_MEMBER})),
     NavItem(_("Awaiting permission"), "ethics:head_queue", frozenset({Role.INSTITUTION_HEAD})),
     NavItem(_("Manage datasets"), "datasets:list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
+    NavItem(_("Anonymisation jobs"), "deid:list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
     NavItem(_("Opt-out notices (management)"), "optout:notice_list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
     NavItem(_("Opt-out requests"), "optout:request_list", frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})),
     NavItem(_("Record linkage"), "linkage:search", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),

@@ -26,6 +26,7 @@ from portal.datasets.catalogue_selectors import (
 )
 from portal.datasets.models import AnnotationGranularity, DatasetStatus
 from portal.datasets.statistics import cached_catalogue_statistics, statistics_charts, year_label
+from portal.deid.selectors import deid_report_for_release
 from portal.optout.models import OptOutNotice
 
 PAGE_SIZE = 20
@@ -117,6 +118,7 @@ def catalogue_release_detail(request: HttpRequest, slug: str, version: int) -> H
         "release": release,
         "dataset": release.dataset,
         "rows": rows,
+        "deid_report": deid_report_for_release(release),
     })
 
 

@@ -26,6 +26,7 @@ from portal.datasets.selectors import (
     societies_managed_by,
 )
 from portal.datasets.workflow import TRANSITIONS
+from portal.deid.selectors import deid_report_for_release
 from portal.societies.models import SocietyMembership
 
 FILES_PER_PAGE = 100
@@ -203,6 +204,7 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": release.dataset,
         "page": page,
         "withdraw_form": ReasonForm(),
+        "deid_report": deid_report_for_release(release),
     })
 
 

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
+from portal.deid.selectors import deid_reports_for_protocol
 from portal.ethics import services
 from portal.ethics.forms import (
     EDITABLE_VERSION_FIELDS,
@@ -342,6 +343,8 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
         "comments": comments,
         "data_flow": protocol_data_flow(protocol),
         "periodic_reports": protocol.periodic_reports.select_related("acknowledged_by"),
+        # What was released under the protocol and how it was anonymised (the jobs' reports).
+        "released_data": deid_reports_for_protocol(protocol),
         "can_edit": amendment_drafting,
         "can_submit": amendment_drafting,
         "can_withdraw": applicant and _can_do("withdraw", status),

@@ -11,15 +11,14 @@ must not store, log or audit what they passed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
+
+from portal.deid import keys
 
 PSEUDONYM_LENGTH = 32
 PSEUDONYM_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -27,22 +26,23 @@ PSEUDONYM_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 def normalise_identifier(value: str) -> str:
     """Full-width digits and letters to half-width, spaces and hyphens removed, upper case."""
-    text = unicodedata.normalize("NFKC", value or "")
-    return re.sub(r"[\s\-‐－ー_]", "", text).upper()
+    return keys.normalise_identifier(value)
 
 
-@sensitive_variables("patient_id", "patient", "message")
+@sensitive_variables("patient_id")
 def subject_pseudonym(*, institution_code: str, patient_id: str) -> str:
-    """The society-common pseudonym of one patient of one institution (32 lower-case hex digits)."""
-    institution = normalise_identifier(institution_code)
-    patient = normalise_identifier(patient_id)
-    if not patient:
+    """The society-common pseudonym of one patient of one institution (32 lower-case hex digits).
+
+    The same function as the de-identification service's (``portal.deid.keys.Keys.pseudonym``)
+    under the portal's key, so that requests and images agree.
+    """
+    if not normalise_identifier(patient_id):
         raise ValidationError(_("Enter the patient identifier."), code="required")
-    if not institution:
+    if not normalise_identifier(institution_code):
         raise ValidationError(_("Enter the institution code."), code="required")
-    message = f"{institution}\x1f{patient}".encode()
-    digest = hmac.new(settings.PORTAL_PSEUDONYM_KEY.encode(), message, hashlib.sha256).hexdigest()
-    return digest[:PSEUDONYM_LENGTH]
+    return keys.Keys(settings.PORTAL_PSEUDONYM_KEY.encode()).pseudonym(
+        institution_code=institution_code, patient_id=patient_id
+    )
 
 
 def is_pseudonym(value: str) -> bool:

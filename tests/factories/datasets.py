@@ -55,11 +55,12 @@ class FileSpec:
 
 
 def make_release(dataset: Dataset, files: list[FileSpec], *, version: int | None = None,
-                 store: bool = True) -> DatasetRelease:
+                 store: bool = True, source: str = DatasetRelease.Source.IMPORT,
+                 source_reference: str = "") -> DatasetRelease:
     """A release with these files, stored in the default storage (unless ``store`` is false)."""
     version = version or (dataset.releases.count() + 1)
     release = DatasetRelease.objects.create(
-        dataset=dataset, version=version, source=DatasetRelease.Source.IMPORT,
+        dataset=dataset, version=version, source=source, source_reference=source_reference,
         manifest_sha256="0" * 64,
         case_count=len({f.subject for f in files}), image_count=len(files), file_count=len(files),
         total_bytes=sum(len(f.content) for f in files),

@@ -71,7 +71,9 @@ def request_for(society, applicant):  # type: ignore[no-untyped-def]
     def make(**kwargs):  # type: ignore[no-untyped-def]
         dataset = DatasetFactory(society=kwargs.pop("dataset_society", society), slug="jsp-gastric",
                                  title_ja="胃生検病理画像")
-        release = make_release(dataset, [FileSpec(subject=pseudonym("P-1"))], store=False)
+        release = make_release(dataset, [FileSpec(subject=pseudonym("P-1"))], store=False,
+                               source=kwargs.pop("release_source", "import"),
+                               source_reference=kwargs.pop("release_reference", ""))
         access_request = AccessRequestFactory(applicant=applicant, reference="DAR-2026-0007",
                                               title="内視鏡画像を用いた病変検出AIの開発", **kwargs)
         access_request.organization = applicant.org_memberships.get().organization
@@ -381,3 +383,12 @@ def test_factory_version_is_what_current_version_returns(society):
     version = agreement_version(society, commercial_use_allowed=True)
     assert current_version_for(society) == version
     assert current_version_for(society, kind="joint_research") is None
+
+
+def test_pdf_names_the_anonymisation_job_of_a_release(society, society_admin, applicant, request_for):
+    _published(society, society_admin)
+    agreement = _sign(request_for(release_source="deid_job", release_reference="deid-job-7"), society, applicant)
+
+    _data, text = _pdf_text(agreement)
+
+    assert "deid-job-7" in text.replace("\n", "")
