@@ -515,3 +515,16 @@ def test_annual_report_reattests_the_security_self_assessment_and_the_grant_resu
     answered = set(SecurityAnswer.objects.filter(access_request=setup["request"]).values_list("answered_at", flat=True))
     assert all(when > timezone.now() - timedelta(minutes=1) for when in answered)
     assert AuditEvent.objects.filter(action="access.security_reattested", target_id=str(grant.pk)).exists()
+
+
+def test_schedule_after_an_extension_moves_the_end_of_use_report(setup):
+    grant = setup["grant"]
+    grant.expires_at += timedelta(days=400)
+    grant.save(update_fields=["expires_at"])
+
+    usage_reports_schedule(grant=grant)
+
+    ends = list(UsageReport.objects.filter(grant=grant, kind="end_of_use").values_list("due_on", flat=True))
+    assert ends == [timezone.localdate(grant.expires_at)]
+    annual = list(UsageReport.objects.filter(grant=grant, kind="annual").order_by("due_on"))
+    assert [report.due_on.year - timezone.localdate(grant.starts_at).year for report in annual] == [1, 2, 3]

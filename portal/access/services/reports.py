@@ -276,6 +276,10 @@ def usage_reports_schedule(*, grant: Grant) -> list[UsageReport]:
             )
             reports.append(report)
             year += 1
+        # An extended grant: the end-of-use report not yet submitted moves to the new end.
+        UsageReport.objects.filter(
+            grant=grant, kind=UsageReport.Kind.END_OF_USE, status=UsageReport.Status.DUE
+        ).exclude(period_to=expiry).update(period_to=expiry, due_on=expiry)
         report, _created = UsageReport.objects.get_or_create(
             grant=grant, kind=UsageReport.Kind.END_OF_USE, period_to=expiry,
             defaults={"due_on": expiry, "period_from": start},
