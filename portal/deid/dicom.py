@@ -135,8 +135,14 @@ def deidentify_dicom(
     profile: Profile,
     keys: Keys,
     burned_in_rules: pixels.Rules | None = None,
+    burned_in_reviewed: bool = False,
 ) -> FileReport:
-    """De-identify ``src`` into ``dst`` (see the module's docstring); DeidError when unreadable."""
+    """De-identify ``src`` into ``dst`` (see the module's docstring); DeidError when unreadable.
+
+    ``burned_in_reviewed=True``: a reviewer looked at this object and found no burned-in text, so the
+    hold-back for "BurnedInAnnotation not NO and no rule covers it" is waived. A matching rule still
+    masks its regions (and a compressed or unmaskable object needing a mask is still held back).
+    """
     report = FileReport(kind="dicom", media_type="application/dicom")
     rules = burned_in_rules if burned_in_rules is not None else _default_rules()
     with _opened(src) as fp:
@@ -159,7 +165,10 @@ def deidentify_dicom(
             raise
         except Exception as exc:  # pydicom raises many kinds on malformed values
             raise DeidError(f"Malformed DICOM attribute: {exc}") from exc
-        plan = _burned_in_plan(dataset, rules, compressed=deflated or (bool(pixel_header) and pixel_length is None))
+        plan = _burned_in_plan(
+            dataset, rules, compressed=deflated or (bool(pixel_header) and pixel_length is None),
+            reviewed=burned_in_reviewed,
+        )
         report.modality = MODALITIES.get(_text(dataset, 0x00080060).upper(), "")  # Modality
         report.study_date = _parse_date(_text(dataset, 0x00080020))  # StudyDate
         report.changed = True
@@ -167,7 +176,8 @@ def deidentify_dicom(
             report.held_back = True
             report.reason = plan.reason
             return report
-        if plan.rule is not None:
+        if plan.rule is not None or burned_in_reviewed:
+            # Masked by a rule, or a reviewer found no burned-in text: the object now carries none.
             _set(dataset, 0x00280301, "CS", "NO", context)  # BurnedInAnnotation
         with _output(dst) as out:
             try:
@@ -586,7 +596,7 @@ def _int(dataset: Dataset, name: str, default: int = 0) -> int:
         return default
 
 
-def _burned_in_plan(dataset: Dataset, rules: pixels.Rules, *, compressed: bool) -> _Plan:
+def _burned_in_plan(dataset: Dataset, rules: pixels.Rules, *, compressed: bool, reviewed: bool = False) -> _Plan:
     if "Rows" not in dataset:
         return _Plan()
     modality = _text(dataset, 0x00080060).upper()  # Modality
@@ -615,7 +625,7 @@ def _burned_in_plan(dataset: Dataset, rules: pixels.Rules, *, compressed: bool) 
                 f"(BitsAllocated {geometry.bits_allocated}) cannot be masked.",
             )
         return _Plan(rule=rule)
-    if flag == "NO":
+    if flag == "NO" or reviewed:
         return _Plan()
     if flag or modality in rules.assume_burned_in_when_absent:
         shown = flag or "absent"

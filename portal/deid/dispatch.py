@@ -91,13 +91,15 @@ def detect_kind(src: Path) -> str:
 
 
 def deidentify_path(
-    src: Path, dst: Path, *, profile: Any, keys: Any, table_roles: dict[str, str] | None = None
+    src: Path, dst: Path, *, profile: Any, keys: Any, table_roles: dict[str, str] | None = None,
+    burned_in_reviewed: bool = False,
 ) -> FileReport:
     """De-identify ``src`` into ``dst`` (whose folder is created) with the handler its content calls for.
 
     ``profile`` is a ``portal.deid.annex_e.Profile`` (its ``institution_code`` also serves the
     tables); ``keys`` a ``portal.deid.keys.Keys``. Raises ``DeidError`` for a file that cannot be
-    handled; ``dst`` is then removed so that no partial output remains.
+    handled; ``dst`` is then removed so that no partial output remains. ``burned_in_reviewed``
+    (DICOM only) waives the hold-back of an object with burned-in text no rule covers, after review.
     """
     src, dst = Path(src), Path(dst)
     kind = detect_kind(src)
@@ -106,7 +108,7 @@ def deidentify_path(
         if kind == KIND_DICOM:
             from portal.deid.dicom import deidentify_dicom
 
-            return deidentify_dicom(src, dst, profile=profile, keys=keys)
+            return deidentify_dicom(src, dst, profile=profile, keys=keys, burned_in_reviewed=burned_in_reviewed)
         if kind == KIND_WSI:
             from portal.deid.wsi import strip_wsi
 

@@ -94,6 +94,16 @@ class ReleaseForm(forms.Form):
     )
 
 
+class FileReviewForm(forms.Form):
+    decision = forms.ChoiceField(
+        label=_("Review decision"), widget=forms.RadioSelect,
+        choices=[("no_burned_in_text", _("No burned-in text: process and release it")),
+                 ("withhold", _("Keep it held back"))],
+    )
+    note = forms.CharField(label=_("Review note"), required=False, max_length=2000,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
 def add_service_errors(form: forms.Form, error: ValidationError) -> None:
     if hasattr(error, "error_dict"):
         for field, errors in error.error_dict.items():

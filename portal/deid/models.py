@@ -116,6 +116,12 @@ class DeidFileResult(models.Model):
     modality = models.CharField(_("modality"), max_length=40, blank=True)
     media_type = models.CharField(_("media type"), max_length=100, blank=True)
     processed_at = models.DateTimeField(_("processed at"), auto_now=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("reviewed by"),
+    )
+    reviewed_at = models.DateTimeField(_("reviewed at"), null=True, blank=True)
+    review_note = models.TextField(_("review note"), blank=True)
 
     class Meta:
         verbose_name = _("anonymisation file result")

@@ -26,7 +26,7 @@ def may_manage_job(user: Any, job: DeidJob) -> bool:
 
 
 def job_results(job: DeidJob, *, status: str = "") -> QuerySet[DeidFileResult]:
-    results = job.results.order_by("source_path")
+    results = job.results.select_related("reviewed_by").order_by("source_path")
     return results.filter(status=status) if status in DeidFileResult.Status.values else results
 
 

@@ -373,8 +373,12 @@ def _store(job: DeidJob, relative: str, produced: Path) -> tuple[str, str, int]:
     return saved, sha, size
 
 
-def deid_process_file(*, job: DeidJob, relative: str, profile: Any, keys: Any) -> DeidFileResult:
-    """De-identify one source file, store its output and record (or overwrite) its result."""
+def deid_process_file(
+    *, job: DeidJob, relative: str, profile: Any, keys: Any, burned_in_reviewed: bool = False
+) -> DeidFileResult:
+    """De-identify one source file, store its output and record (or overwrite) its result.
+
+    ``burned_in_reviewed``: a reviewer found no burned-in text (see ``deid_file_review``)."""
     from portal.deid.dispatch import deidentify_path
 
     values: dict[str, Any] = {"storage_key": "", "sha256": "", "size": 0, "reason": "", "actions": {}}
@@ -383,7 +387,8 @@ def deid_process_file(*, job: DeidJob, relative: str, profile: Any, keys: Any) -
         try:
             with _LocalSource(job, relative) as local:
                 report: FileReport = deidentify_path(
-                    local, produced, profile=profile, keys=keys, table_roles=_table_roles_for(job, relative)
+                    local, produced, profile=profile, keys=keys, table_roles=_table_roles_for(job, relative),
+                    **({"burned_in_reviewed": True} if burned_in_reviewed else {}),
                 )
         except DeidError as error:
             report = FileReport(kind="", reason=error.reason)
@@ -550,3 +555,78 @@ def deid_job_build_release(
         })
     job.refresh_from_db()
     return release
+
+
+# --- Review of held-back files ------------------------------------------------------------------
+
+REVIEW_DECISIONS = ("no_burned_in_text", "withhold")
+
+
+def _source_readable(job: DeidJob, relative: str) -> bool:
+    if job.source_kind == DeidJob.SourceKind.SERVER_FOLDER:
+        return (Path(job.source) / relative).is_file()
+    prefix = job.upload_prefix if job.source_kind == DeidJob.SourceKind.UPLOAD else job.source
+    try:
+        return default_storage.exists(f"{prefix.rstrip('/')}/{relative}")
+    except OSError:
+        return False
+
+
+def deid_file_review(*, result: DeidFileResult, decision: str, note: str = "", by: Any) -> DeidFileResult:
+    """Decide on a held-back file of a finished job that has no release yet.
+
+    ``no_burned_in_text``: the reviewer found no burned-in text; the source file is processed again
+    with the hold-back waived (a matching rule still masks), so the file becomes releasable; the
+    job's counters and report are recomputed. ``withhold``: the file stays held back, marked
+    reviewed. Both are audited as ``deid.file_reviewed``.
+    """
+    job = result.job
+    _require_manager(by, job.society)
+    note = (note or "").strip()
+    if decision not in REVIEW_DECISIONS:
+        raise ValidationError({"decision": [_("Choose a review decision.")]}, code="decision")
+    if len(note) > 2000:
+        raise ValidationError({"note": [_("The note is too long (2,000 characters at most).")]}, code="note")
+    with transaction.atomic():
+        locked = DeidJob.objects.select_for_update().get(pk=job.pk)
+        if locked.release_id is not None:
+            raise ValidationError(
+                _("A release was already built from this job and cannot change; build a new job instead."),
+                code="released",
+            )
+        if locked.status not in (DeidJob.Status.FINISHED, DeidJob.Status.FINISHED_WITH_FAILURES):
+            raise ValidationError(_("Only the files of a finished job can be reviewed."), code="not_finished")
+        current = DeidFileResult.objects.select_for_update().get(pk=result.pk, job=locked)
+        if current.status != DeidFileResult.Status.HELD_BACK:
+            raise ValidationError(_("Only a held-back file can be reviewed."), code="not_held_back")
+        if decision == "no_burned_in_text":
+            if not _source_readable(locked, current.source_path):
+                raise ValidationError(
+                    _("The source file %(path)s can no longer be read, so it cannot be processed again.")
+                    % {"path": current.source_path},
+                    code="source_missing",
+                )
+            current = deid_process_file(
+                job=locked, relative=current.source_path, profile=job_profile(locked), keys=portal_keys(),
+                burned_in_reviewed=True,
+            )
+            if current.status not in DeidFileResult.RELEASABLE:
+                raise ValidationError(
+                    _("The file could not be processed again: %(reason)s") % {"reason": current.reason},
+                    code="reprocess_failed",
+                )
+        current.reviewed_by = by
+        current.reviewed_at = timezone.now()
+        current.review_note = note
+        current.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])
+        locked.refresh_from_db()
+        if locked.report:
+            locked.report = {**locked.report, **_job_report(locked)}
+            locked.save(update_fields=["report"])
+        audit_record(action="deid.file_reviewed", actor=by, target=locked, details={
+            "result": current.pk, "source_path": current.source_path, "decision": decision, "note": note,
+            "status": current.status,
+        })
+    result.refresh_from_db()
+    job.refresh_from_db()
+    return result

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("<int:pk>/resume/", views.job_resume, name="resume"),
     path("<int:pk>/release/", views.job_release, name="release"),
+    path("<int:pk>/files/<int:result_pk>/review/", views.file_review, name="file_review"),
 ]

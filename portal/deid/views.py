@@ -21,7 +21,7 @@ from portal.datasets.selectors import (
 )
 from portal.datasets.services import ReleaseRejected
 from portal.deid import services
-from portal.deid.forms import DeidJobForm, ReleaseForm, add_service_errors
+from portal.deid.forms import DeidJobForm, FileReviewForm, ReleaseForm, add_service_errors
 from portal.deid.models import DeidFileResult, DeidJob
 from portal.deid.selectors import job_results, jobs_visible_to, may_manage_job
 from portal.societies.models import SocietyMembership
@@ -96,6 +96,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "deid/job_detail.html", {
         "job": job, "page": page, "results": page.object_list, "status_filter": status,
         "statuses": DeidFileResult.Status.choices, "release_form": ReleaseForm(),
+        "review_form": FileReviewForm(), "may_review": job.release_id is None and job.status in (
+            DeidJob.Status.FINISHED, DeidJob.Status.FINISHED_WITH_FAILURES),
     })
 
 
@@ -152,3 +154,24 @@ def job_release(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Release v%(version)s was built.") % {"version": release.version})
             return redirect("datasets:release_detail", pk=release.pk)
     return redirect("deid:detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def file_review(request: HttpRequest, pk: int, result_pk: int) -> HttpResponse:
+    """A society admin's decision on one held-back file (``services.deid_file_review``)."""
+    job = _job(request, pk)
+    result = DeidFileResult.objects.filter(pk=result_pk, job=job).first()
+    if result is None:
+        raise Http404
+    form = FileReviewForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for message in errors:
+                messages.error(request, message)
+        return redirect("deid:detail", pk=job.pk)
+    decision = form.cleaned_data["decision"]
+    done = (_("The file was processed again and can be released.") if decision == "no_burned_in_text"
+            else _("The file stays held back; the review was recorded."))
+    return _act(request, job, lambda: services.deid_file_review(
+        result=result, decision=decision, note=form.cleaned_data["note"], by=request.user), done)
