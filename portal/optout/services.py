@@ -16,13 +16,12 @@ all) or ``ValidationError`` (missing or bad input) and changes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -34,6 +33,7 @@ from portal.core.vocabulary import Modality
 from portal.datasets.models import Dataset
 from portal.ethics.models import Protocol
 from portal.ethics.selectors import protocol_data_flow
+from portal.lib.numbering import create_numbered
 from portal.lib.pseudonym import subject_pseudonym
 from portal.linkage.services import linkage_forget_subject
 from portal.optout import notifications
@@ -55,29 +55,12 @@ from portal.optout.workflow import OptOutRefused, notice_transition, request_tra
 from portal.societies.models import Society
 
 M = TypeVar("M", bound=models.Model)
-_ATTEMPTS = 5
 
 # --- Numbering ------------------------------------------------------------------------------------
 
 
-def _next_reference(model: type[models.Model], prefix: str) -> str:
-    pattern = re.compile(rf"{re.escape(prefix)}(\d+)")
-    references = model._default_manager.filter(reference__startswith=prefix).values_list("reference", flat=True)
-    numbers = [int(m.group(1)) for reference in references if (m := pattern.fullmatch(reference))]
-    return f"{prefix}{max(numbers, default=0) + 1:04d}"
-
-
 def _create_numbered(model: type[M], prefix: str, create: Callable[[str], M]) -> M:
-    """Create a row with the next free reference; two writers at once take the next number."""
-    for attempt in range(_ATTEMPTS):
-        reference = _next_reference(model, prefix)
-        try:
-            with transaction.atomic():
-                return create(reference)
-        except IntegrityError:
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    return create_numbered(model, prefix, create, digits=4)
 
 
 # --- Notices --------------------------------------------------------------------------------------

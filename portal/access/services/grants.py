@@ -7,12 +7,11 @@ each of its releases; the permission goes when the grant ends, expires, is revok
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,19 +20,12 @@ from portal.accounts.models import User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
 from portal.datasets.models import DatasetRelease
+from portal.lib.numbering import create_numbered
 from portal.societies.models import Society, SocietyMembership
 
-_ATTEMPTS = 5
 
-
-def _next_grant_reference(year: int) -> str:
-    prefix = f"G-{year}-"
-    numbers = [
-        int(match.group(1))
-        for reference in Grant.objects.filter(reference__startswith=prefix).values_list("reference", flat=True)
-        if (match := re.fullmatch(rf"{re.escape(prefix)}(\d+)", reference))
-    ]
-    return f"{prefix}{max(numbers, default=0) + 1:05d}"
+def _grant_prefix() -> str:
+    return f"G-{timezone.localdate().year}-"
 
 
 def grant_create(
@@ -55,29 +47,21 @@ def grant_create(
         raise ValidationError(
             {"releases": _("These releases were withdrawn: %(names)s") % {"names": ", ".join(unavailable)}}
         )
-    for attempt in range(_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                grant = Grant.objects.create(
-                    reference=_next_grant_reference(timezone.localdate().year),
-                    expires_at=expires_at, created_by=by,
-                )
-                grant.users.set(users)
-                grant.releases.set(releases)
-                audit_record(
-                    action="access.grant_created", actor=by, target=grant,
-                    details={
-                        "users": sorted(u.email for u in users),
-                        "releases": sorted(str(r) for r in releases),
-                        "expires_at": expires_at.isoformat(),
-                    },
-                )
-            return grant
-        except IntegrityError:
-            # Two grants took the same number at once: take the next one.
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    def create(reference: str) -> Grant:
+        grant = Grant.objects.create(reference=reference, expires_at=expires_at, created_by=by)
+        grant.users.set(users)
+        grant.releases.set(releases)
+        audit_record(
+            action="access.grant_created", actor=by, target=grant,
+            details={
+                "users": sorted(u.email for u in users),
+                "releases": sorted(str(r) for r in releases),
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+        return grant
+
+    return create_numbered(Grant, _grant_prefix(), create, digits=5)
 
 
 # --- Issue 5: the lifecycle of a grant ------------------------------------------------------------
@@ -162,33 +146,28 @@ def grant_start(*, access_request: AccessRequest, society: Society, by: User) ->
         raise ValidationError({"releases": _("The application requests no available release of this society.")})
     if not users:
         raise ValidationError({"users": _("The application names no user.")})
-    for attempt in range(_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                grant = Grant.objects.create(
-                    reference=_next_grant_reference(timezone.localdate().year),
-                    access_request=access_request, society=society,
-                    expires_at=expires_at, created_by=by,
-                )
-                grant.users.set(users)
-                grant.releases.set(releases)
-                _perms_assign(grant)
-                _reports_start(grant)
-                audit_record(
-                    action="access.grant_started", actor=by, target=grant,
-                    details={
-                        "access_request": access_request.reference or access_request.pk,
-                        "society": society.slug if hasattr(society, "slug") else society.pk,
-                        "users": sorted(u.email for u in users),
-                        "releases": sorted(str(r) for r in releases),
-                        "expires_at": expires_at.isoformat(),
-                    },
-                )
-            return grant
-        except IntegrityError:
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    def create(reference: str) -> Grant:
+        grant = Grant.objects.create(
+            reference=reference, access_request=access_request, society=society,
+            expires_at=expires_at, created_by=by,
+        )
+        grant.users.set(users)
+        grant.releases.set(releases)
+        _perms_assign(grant)
+        _reports_start(grant)
+        audit_record(
+            action="access.grant_started", actor=by, target=grant,
+            details={
+                "access_request": access_request.reference or access_request.pk,
+                "society": society.slug if hasattr(society, "slug") else society.pk,
+                "users": sorted(u.email for u in users),
+                "releases": sorted(str(r) for r in releases),
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+        return grant
+
+    return create_numbered(Grant, _grant_prefix(), create, digits=5)
 
 
 def _close(grant: Grant, *, status: str, action: str, by: User | None, details: dict) -> Grant:  # type: ignore[type-arg]

@@ -35,7 +35,6 @@ Rules decided here (documented for reviewers):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -74,6 +73,7 @@ from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
 from portal.datasets.models import DatasetRelease, DatasetStatus
+from portal.lib.numbering import next_reference
 from portal.societies.models import Society, SocietyMembership
 
 __all__ = [
@@ -140,13 +140,7 @@ def _review(access_request: AccessRequest, society: Society) -> SocietyReview:
 
 
 def _next_reference(year: int) -> str:
-    prefix = f"DAR-{year}-"
-    numbers = [
-        int(match.group(1))
-        for reference in AccessRequest.objects.filter(reference__startswith=prefix).values_list("reference", flat=True)
-        if (match := re.fullmatch(rf"{re.escape(prefix)}(\d+)", reference or ""))
-    ]
-    return f"{prefix}{max(numbers, default=0) + 1:05d}"
+    return next_reference(AccessRequest, f"DAR-{year}-", digits=5)
 
 
 def _requested_societies(access_request: AccessRequest) -> list[Society]:
