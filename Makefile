@@ -68,6 +68,7 @@ bench: $(VENV)/.installed-test
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/linkage_1m.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/download_1g.py
 	$(PY) bench/deid_2000.py
+	$(PY) bench/ai_inference.py
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("portal.linkage.api_urls")),
     path("", include("portal.access.api_urls")),
     path("", include("portal.deid.api_urls")),
+    path("", include("portal.ai.api_urls")),
 ]

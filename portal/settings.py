@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "portal.access",
     "portal.linkage",
     "portal.deid",
+    "portal.ai",
     "portal.core",
 ]
 
@@ -159,6 +160,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
     "guardian.backends.ObjectPermissionBackend",
+    # ai.run_aimodel for holders of a grant on a dataset of the model's society
+    "portal.ai.permissions.ModelAccessBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -307,6 +310,14 @@ PORTAL_DEID_IMPORT_ROOT = env_str("PORTAL_DEID_IMPORT_ROOT")
 PORTAL_DEID_QUEUE = env_str("PORTAL_DEID_QUEUE")
 PORTAL_DEID_STALL_MINUTES = env_int("PORTAL_DEID_STALL_MINUTES", 30)
 
+# --- Hosted AI models (portal/ai) ----------------------------------------------------------------
+PORTAL_AI_MAX_IMAGES = env_int("PORTAL_AI_MAX_IMAGES", 100)  # images in one inference job
+PORTAL_AI_MAX_IMAGE_MB = env_int("PORTAL_AI_MAX_IMAGE_MB", 50)  # one uploaded image
+PORTAL_AI_MAX_MODEL_MB = env_int("PORTAL_AI_MAX_MODEL_MB", 500)  # one ONNX file
+PORTAL_AI_BATCH_SIZE = env_int("PORTAL_AI_BATCH_SIZE", 16)  # images per ONNX Runtime call
+PORTAL_AI_QUEUE = env_str("PORTAL_AI_QUEUE")
+PORTAL_AI_STALL_MINUTES = env_int("PORTAL_AI_STALL_MINUTES", 30)
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -340,6 +351,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "access-refresh-grants": {"task": "access.refresh_grants", "schedule": crontab(minute="*/15")},
     # Anonymisation jobs whose worker died: re-queue the files without a result.
     "deid-resume-stalled": {"task": "deid.resume_stalled", "schedule": 15 * 60},
+    # Inference jobs whose worker died or whose message was lost: queue them again.
+    "ai-resume-stalled": {"task": "ai.resume_stalled", "schedule": 15 * 60},
 }
 # Task modules beyond each app's tasks.py (which Celery finds by itself).
 CELERY_IMPORTS = ("portal.access.report_tasks",)
@@ -380,6 +393,13 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     # Several models have a "status"; each enum gets its own name in the schema.
     "ENUM_NAME_OVERRIDES": {
+        "AIModelVersionStatusEnum": "portal.ai.models.ModelVersion.Status",
+        "AIModelAccessRequestStatusEnum": "portal.ai.models.ModelAccessRequest.Status",
+        "InferenceJobStatusEnum": "portal.ai.models.InferenceJob.Status",
+        "InferenceItemStatusEnum": "portal.ai.models.InferenceItem.Status",
+        "InferenceJobSourceEnum": "portal.ai.models.InferenceJob.Source",
+        "AIModelTaskEnum": "portal.ai.models.AIModel.Task",
+        "ProvenanceNoticeKindEnum": "portal.ai.models.ProvenanceNotice.Kind",
         "AccessRequestStatusEnum": "portal.access.models.RequestStatus",
         "ProtocolStatusEnum": "portal.ethics.models.ProtocolStatus",
     },

@@ -19,6 +19,7 @@ urlpatterns = [
     path("manage/optout/", include("portal.optout.urls")),
     path("manage/deid/", include("portal.deid.urls")),
     path("linkage/", include("portal.linkage.urls")),
+    path("ai/", include("portal.ai.urls")),
     path("access/", include("portal.access.urls")),
     path("agreements/", include("portal.agreements.urls")),
     path("audit/", include("portal.audit.urls")),

@@ -1,4 +1,9 @@
-"""The navigation each role sees, built once per request from ``roles_for``."""
+"""The navigation each role sees, built once per request from ``roles_for``.
+
+The bar holds everyone's links, then one menu per area (my work, reviews, society management,
+platform, account) that a user has any link in; each menu is a ``<details>`` element, so it opens
+without JavaScript and keeps the bar to one line however many roles a person holds.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.accounts.roles import Role, roles_for
 
@@ -23,43 +29,81 @@ class NavItem:
         return reverse(self.url_name)
 
 
+A = frozenset({Role.APPLICANT})
+MANAGERS = frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})
+SOCIETY_STAFF = frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})
+
+# Everyone's links, always shown in the bar.
 NAVIGATION = (
     NavItem(_("Home"), "home", None),
     NavItem(_("Societies"), "societies:list", None),
     NavItem(_("Research ethics committees"), "committees:list", None),
     NavItem(_("Datasets"), "catalogue:list", None),
     NavItem(_("Opt-out notices"), "optout_public:list", None),
-    NavItem(_("My work"), "dashboard", frozenset({Role.APPLICANT})),
-    NavItem(_("Protocols"), "ethics:protocol_list", frozenset({Role.APPLICANT})),
-    NavItem(_("Review inbox"), "ethics:inbox", frozenset({Role.COMMITTEE_MEMBER})),
-    NavItem(_("Awaiting permission"), "ethics:head_queue", frozenset({Role.INSTITUTION_HEAD})),
-    NavItem(_("Manage datasets"), "datasets:list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
-    NavItem(_("Anonymisation jobs"), "deid:list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
-    NavItem(_("Opt-out notices (management)"), "optout:notice_list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
-    NavItem(_("Opt-out requests"), "optout:request_list", frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})),
-    NavItem(_("Record linkage"), "linkage:search", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
-    NavItem(_("Linkage approvals"), "linkage:approval_list", frozenset({Role.OPERATOR})),
-    NavItem(_("Data-access applications"), "access:request_list", frozenset({Role.APPLICANT})),
-    NavItem(_("My grants"), "access:grant_list", frozenset({Role.APPLICANT})),
-    NavItem(_("Usage reports"), "access:report_list", frozenset({Role.APPLICANT})),
-    NavItem(_("Screening queue"), "access:steward_queue", frozenset({Role.STEWARD, Role.SOCIETY_ADMIN})),
-    NavItem(_("Access committee inbox"), "access:committee_inbox", frozenset({Role.ACCESS_COMMITTEE})),
-    NavItem(_("Usage reports to review"), "access:report_review",
-            frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})),
-    NavItem(_("Provision records"), "access:provision_list",
-            frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})),
-    NavItem(_("Data access overview"), "access:society_overview_index",
-            frozenset({Role.SOCIETY_ADMIN, Role.STEWARD, Role.OPERATOR})),
-    NavItem(_("Agreement templates"), "agreements:template_list", frozenset({Role.SOCIETY_ADMIN, Role.OPERATOR})),
-    NavItem(_("Audit log"), "audit:event_list", frozenset({Role.AUDITOR, Role.OPERATOR})),
-    NavItem(_("API tokens"), "accounts:token_list", frozenset({Role.APPLICANT})),
-    NavItem(_("Account security"), "mfa_index", frozenset({Role.APPLICANT})),
-    NavItem(_("API documentation"), "api-docs", None),
-    NavItem(_("Administration"), "admin:index", frozenset({Role.OPERATOR})),
+    NavItem(_("AI models"), "ai:model_list", None),
+)
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    """A menu of the bar that opens to its links (shown only when the user may use one of them)."""
+
+    key: str
+    label: str | Promise
+    items: tuple[NavItem, ...]
+
+
+NAVIGATION_GROUPS = (
+    NavGroup("work", _("My work"), (
+        NavItem(_("My work"), "dashboard", A),
+        NavItem(_("Protocols"), "ethics:protocol_list", A),
+        NavItem(_("Data-access applications"), "access:request_list", A),
+        NavItem(_("My grants"), "access:grant_list", A),
+        NavItem(_("Usage reports"), "access:report_list", A),
+        NavItem(_("My AI jobs"), "ai:job_list", A),
+    )),
+    NavGroup("review", pgettext_lazy("navigation", "Reviews"), (
+        NavItem(_("Review inbox"), "ethics:inbox", frozenset({Role.COMMITTEE_MEMBER})),
+        NavItem(_("Awaiting permission"), "ethics:head_queue", frozenset({Role.INSTITUTION_HEAD})),
+        NavItem(_("Screening queue"), "access:steward_queue", frozenset({Role.STEWARD, Role.SOCIETY_ADMIN})),
+        NavItem(_("Access committee inbox"), "access:committee_inbox", frozenset({Role.ACCESS_COMMITTEE})),
+        NavItem(_("Usage reports to review"), "access:report_review", SOCIETY_STAFF),
+    )),
+    NavGroup("society", _("Society management"), (
+        NavItem(_("Manage datasets"), "datasets:list", MANAGERS),
+        NavItem(_("Anonymisation jobs"), "deid:list", MANAGERS),
+        NavItem(_("Opt-out notices (management)"), "optout:notice_list", MANAGERS),
+        NavItem(_("Opt-out requests"), "optout:request_list", SOCIETY_STAFF),
+        NavItem(_("Record linkage"), "linkage:search", MANAGERS),
+        NavItem(_("Agreement templates"), "agreements:template_list", MANAGERS),
+        NavItem(_("Provision records"), "access:provision_list", SOCIETY_STAFF),
+        NavItem(_("Data access overview"), "access:society_overview_index", SOCIETY_STAFF),
+        NavItem(_("Manage AI models"), "ai:manage", MANAGERS),
+    )),
+    NavGroup("platform", _("Platform"), (
+        NavItem(_("Linkage approvals"), "linkage:approval_list", frozenset({Role.OPERATOR})),
+        NavItem(_("Audit log"), "audit:event_list", frozenset({Role.AUDITOR, Role.OPERATOR})),
+        NavItem(_("Administration"), "admin:index", frozenset({Role.OPERATOR})),
+    )),
+    NavGroup("account", _("Account"), (
+        NavItem(_("API tokens"), "accounts:token_list", A),
+        NavItem(_("Account security"), "mfa_index", A),
+        NavItem(_("API documentation"), "api-docs", None),
+    )),
 )
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
     roles = roles_for(request.user)
-    items = [item for item in NAVIGATION if item.roles is None or item.roles & roles]
-    return {"nav_items": items, "user_roles": sorted(roles, key=list(Role).index)}
+
+    def allowed(item: NavItem) -> bool:
+        return item.roles is None or bool(item.roles & roles)
+
+    items = [item for item in NAVIGATION if allowed(item)]
+    groups = []
+    for group in NAVIGATION_GROUPS:
+        links = [item for item in group.items if allowed(item)]
+        # The API documentation alone does not make an "Account" menu for a visitor.
+        if any(item.roles is not None for item in links):
+            groups.append((group, links))
+    return {"nav_items": items, "nav_groups": groups, "user_roles": sorted(roles, key=list(Role).index)}

@@ -29,6 +29,7 @@ from django.utils import timezone
 from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
+from portal.ai.demo import seed_demo_ai
 from portal.audit.services import audit_record
 from portal.core.demo_access import seed_demo_access
 from portal.core.demo_datasets import seed_demo_datasets, seed_demo_opt_outs
@@ -86,6 +87,7 @@ def seed_demo() -> list[DemoAccount]:
             seed_demo_datasets(data, protocol=active)
             seed_demo_access()
             seed_demo_opt_outs()
+            seed_demo_ai()
     return accounts
 
 

@@ -491,6 +491,10 @@ def release_withdraw(*, release: DatasetRelease, reason: str, by: User) -> Datas
             action="datasets.release_withdrawn", actor=by, target=locked,
             details={"dataset": locked.dataset.slug, "version": locked.version, "reason": reason},
         )
+        # Hosted AI models trained or evaluated on the release: a notice on their cards, admins told.
+        from portal.ai.services import provenance_release_withdrawn
+
+        provenance_release_withdrawn(release=locked, by=by)
     release.refresh_from_db()
     return locked
 

@@ -363,6 +363,13 @@ def optout_request_record(
             "modalities": modalities, "affected_releases": sorted(str(r) for r in releases),
             "deletion_confirmations": confirmations, "linkage_records_removed": forgotten,
         })
+        # Hosted AI models trained or evaluated on these releases: a notice on their cards, admins told.
+        from portal.ai.services import provenance_subjects_opted_out
+
+        provenance_subjects_opted_out(
+            releases=releases, reference=request.reference,
+            counts={release.pk: release.subject_files for release in releases}, by=by,
+        )
     return request
 
 

@@ -100,3 +100,8 @@ def sign_in(page: Any, live_server: Any, email: str, totp: bool = False) -> None
         page.locator("[name=code]").fill(totp_code(TOTP_SECRET))
         page.locator("[name=code]").press("Enter")
     page.get_by_test_id("whoami").wait_for()
+
+
+def open_menu(page: Any, key: str) -> None:
+    """Open one of the navigation bar's menus ("work", "review", "society", "platform", "account")."""
+    page.get_by_test_id(f"nav-{key}").locator("summary").click()

@@ -21,7 +21,7 @@ import pytest
 from portal.datasets.models import Dataset, DatasetRelease, DatasetStatus
 from portal.lib.pseudonym import subject_pseudonym
 from portal.optout.models import OptOutNotice
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import open_menu, sign_in
 from tests.factories import (
     SocietyFactory,
     SocietyMembershipFactory,
@@ -95,6 +95,7 @@ def test_admin_publishes_dataset_and_notice_visitor_finds_both(open_page, live_s
     admin = open_page()
     sign_in(admin, live_server, setting["admin"].email, totp=True)
     assert admin.locator("html").get_attribute("lang") == "ja"
+    open_menu(admin, "society")
     manage_link = admin.locator("nav.main-nav a[href='/manage/datasets/']")
     expect(manage_link).to_have_text("データセットの管理")
     manage_link.click()
@@ -148,6 +149,7 @@ def test_admin_publishes_dataset_and_notice_visitor_finds_both(open_page, live_s
     assert (dataset.status, dataset.published_at) == (DatasetStatus.DRAFT, None)
 
     # --- The admin writes an opt-out notice covering the dataset, every item filled in. --------
+    open_menu(admin, "society")
     notices_link = admin.locator("nav.main-nav a[href='/manage/optout/notices/']")
     expect(notices_link).to_have_text("オプトアウト文書の管理")
     notices_link.click()
@@ -181,6 +183,7 @@ def test_admin_publishes_dataset_and_notice_visitor_finds_both(open_page, live_s
     assert list(notice.datasets.all()) == [dataset]
 
     # --- Back to the dataset: now it can be published. ----------------------------------------
+    open_menu(admin, "society")
     admin.locator("nav.main-nav a[href='/manage/datasets/']").click()
     admin.locator(f"tr[data-dataset='{SLUG}'] a").click()
     expect(admin).to_have_url(f"{base}/manage/datasets/{dataset.pk}/")

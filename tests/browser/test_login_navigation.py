@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from portal.core.demo import demo_totp_secret, totp_code
+from tests.browser.conftest import open_menu
 
 pytestmark = [pytest.mark.browser]
 
@@ -31,8 +32,12 @@ def test_browser_applicant_signs_in_and_sees_japanese_navigation(page, live_serv
     _sign_in(page, live_server, "company@demo.example.jp")
 
     nav = page.get_by_role("navigation", name="メインメニュー")
+    assert not nav.get_by_role("link", name="APIトークン").is_visible()  # inside a closed menu
+    open_menu(page, "work")
     assert nav.get_by_role("link", name="マイページ").is_visible()
+    open_menu(page, "account")
     assert nav.get_by_role("link", name="APIトークン").is_visible()
+    assert not nav.get_by_role("link", name="マイページ").is_visible()  # one menu open at a time
     assert nav.get_by_role("link", name="監査ログ").count() == 0
     assert page.locator("html").get_attribute("lang") == "ja"
     assert "申請者" in page.get_by_test_id("roles").inner_text()
@@ -45,6 +50,7 @@ def test_browser_auditor_signs_in_with_totp_and_sees_audit_log(page, live_server
     page.get_by_role("button", name="ログイン").click()
 
     nav = page.get_by_role("navigation", name="メインメニュー")
+    open_menu(page, "platform")
     nav.get_by_role("link", name="監査ログ").click()
     assert page.get_by_role("heading", name="監査ログ").is_visible()
     assert "監査担当者" in page.get_by_test_id("roles").inner_text()

@@ -79,6 +79,8 @@ def test_api_every_endpoint_denies_anonymous_unless_declared_public(client, db):
         "api-society-list", "api-society-detail", "api-dataset-list", "api-dataset-detail",
         "api-dataset-release-list", "api-statistics", "api-optout-notice-list",
         "api-optout-notice-detail", "api-optout-statistics",
+        # The hosted AI models' list and cards, as on the public models pages.
+        "api-ai-model-list", "api-ai-model-detail", "api-ai-version-detail",
     }
     resolver = get_resolver()
     names = {
@@ -98,7 +100,7 @@ def test_api_every_endpoint_denies_anonymous_unless_declared_public(client, db):
     for name in sorted(names - public):
         assert client.get(url_of(name)).status_code in {401, 403}, name
     for name in ("api-society-list", "api-dataset-list", "api-statistics", "api-optout-notice-list",
-                 "api-optout-statistics"):
+                 "api-optout-statistics", "api-ai-model-list"):
         assert client.get(url_of(name)).status_code == 200, name
 
 
