@@ -317,6 +317,8 @@ PORTAL_AI_MAX_MODEL_MB = env_int("PORTAL_AI_MAX_MODEL_MB", 500)  # one ONNX file
 PORTAL_AI_BATCH_SIZE = env_int("PORTAL_AI_BATCH_SIZE", 16)  # images per ONNX Runtime call
 PORTAL_AI_QUEUE = env_str("PORTAL_AI_QUEUE")
 PORTAL_AI_STALL_MINUTES = env_int("PORTAL_AI_STALL_MINUTES", 30)
+# Days an ended job's stored images are kept; 0: until their owner deletes them.
+PORTAL_AI_INPUT_RETENTION_DAYS = env_int("PORTAL_AI_INPUT_RETENTION_DAYS", 30)
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -353,6 +355,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "deid-resume-stalled": {"task": "deid.resume_stalled", "schedule": 15 * 60},
     # Inference jobs whose worker died or whose message was lost: queue them again.
     "ai-resume-stalled": {"task": "ai.resume_stalled", "schedule": 15 * 60},
+    # Uploaded clinical images do not stay: delete the images of jobs ended PORTAL_AI_INPUT_RETENTION_DAYS ago.
+    "ai-purge-old-images": {"task": "ai.purge_old_images", "schedule": crontab(minute=35)},
 }
 # Task modules beyond each app's tasks.py (which Celery finds by itself).
 CELERY_IMPORTS = ("portal.access.report_tasks",)

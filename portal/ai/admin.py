@@ -47,7 +47,7 @@ class ModelAccessRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(InferenceJob)
 class InferenceJobAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user", "version", "source", "status", "done", "total", "failed", "created_at")
+    list_display = ("id", "user", "version", "source", "status", "done", "total", "failed", "created_at", "images_deleted_at")
     list_filter = ("status", "source")
     list_select_related = ("user", "version__model")
 

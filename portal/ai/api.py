@@ -325,7 +325,7 @@ class InferenceJobSerializer(serializers.ModelSerializer):  # type: ignore[type-
         model = InferenceJob
         fields = ["id", "model", "version", "model_sha256", "is_demo", "demo_notice", "source",
                   "release", "status", "total", "done", "failed", "percent", "error", "created_at",
-                  "started_at", "finished_at"]
+                  "started_at", "finished_at", "images_deleted_at"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -703,6 +703,23 @@ class InferenceJobDetail(APIView):
     @extend_schema(responses=InferenceJobDetailSerializer)
     def get(self, request: Request, pk: int) -> Response:
         job = get_object_or_404(_jobs(request.user).prefetch_related("items"), pk=pk)
+        return Response(InferenceJobDetailSerializer(job).data)
+
+
+class InferenceJobImagesDelete(APIView):
+    """Delete the job's stored images (uploaded copies, thumbnails); the results are kept.
+
+    The job's runner only (404 for anybody else); 400 while the job runs or when its images are
+    already gone. Answers the job, with ``images_deleted_at`` set."""
+
+    @extend_schema(request=None, responses={
+        200: InferenceJobDetailSerializer,
+        400: OpenApiResponse(description="The job is still running, or its images were already deleted."),
+    })
+    def post(self, request: Request, pk: int) -> Response:
+        job = get_object_or_404(_jobs(request.user), pk=pk)
+        _calling(services.inference_job_images_delete, job=job, by=request.user)
+        job = _jobs(request.user).prefetch_related("items").get(pk=job.pk)
         return Response(InferenceJobDetailSerializer(job).data)
 
 

@@ -25,6 +25,8 @@ urlpatterns = [
          name="api-ai-access-request-revoke"),
     path("ai/jobs/", api.InferenceJobListCreate.as_view(), name="api-ai-job-list"),
     path("ai/jobs/<int:pk>/", api.InferenceJobDetail.as_view(), name="api-ai-job-detail"),
+    path("ai/jobs/<int:pk>/images/delete/", api.InferenceJobImagesDelete.as_view(),
+         name="api-ai-job-images-delete"),
     path("ai/jobs/<int:pk>/results.csv", api.InferenceJobResultsCSV.as_view(), name="api-ai-job-results-csv"),
     path("ai/jobs/<int:pk>/results.json", api.InferenceJobResultsJSON.as_view(),
          name="api-ai-job-results-json"),

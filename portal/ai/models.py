@@ -276,12 +276,22 @@ class InferenceJob(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # When the job's stored images (uploaded copies, thumbnails) were deleted, by its runner or by
+    # the retention rule (``PORTAL_AI_INPUT_RETENTION_DAYS``); the results are kept.
+    images_deleted_at = models.DateTimeField(_("images deleted at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("inference job")
         verbose_name_plural = _("inference jobs")
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=("user", "-created_at"), name="ai_job_user_idx")]
+        constraints = [
+            # A job's images are deleted only once it has ended: a running job still reads them.
+            models.CheckConstraint(
+                condition=models.Q(images_deleted_at__isnull=True) | ~models.Q(status__in=("pending", "running")),
+                name="ai_job_images_deleted_only_when_ended",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"ai-job-{self.pk}"

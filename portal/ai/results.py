@@ -83,6 +83,7 @@ def results_json(job: InferenceJob) -> dict[str, Any]:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "images_deleted_at": job.images_deleted_at.isoformat() if job.images_deleted_at else None,
         "model": {
             "slug": model.slug, "name": model.name, "version": version.version,
             "sha256": version.artefact_sha256, "labels": version.labels,

@@ -19,6 +19,11 @@ Decisions:
 - Release files are run from the release's stored (already anonymised) copy. All picked files must
   belong to one available release on which the user holds a grant usable now, and none may be of a
   subject who opted out: otherwise the whole job is refused, naming the file.
+- Images do not stay: the runner may delete a finished job's images (``inference_job_images_delete``)
+  and ``inference_images_purge`` (beat) deletes them ``PORTAL_AI_INPUT_RETENTION_DAYS`` after the job
+  ended. Deleted: the stripped uploaded copies and every thumbnail; kept: the results and the inputs'
+  SHA-256, and a release's files (they belong to the release). The rows forget the keys in the
+  audited transaction; the files go after its commit, so a rollback loses nothing.
 - ``inference_job_run`` is idempotent: it processes the items still pending, in batches, and writes
   each batch's results and the job's counters (recounted from the items) in one transaction, so a
   redelivered task (acks late) continues where the last one stopped.
@@ -32,6 +37,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,7 +46,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
@@ -133,6 +139,10 @@ def _mb(value: int) -> int:
 # --- Models --------------------------------------------------------------------------------------
 
 
+# The first path segments under /ai/ that are pages, not models (see portal/ai/urls.py).
+RESERVED_SLUGS = frozenset({"jobs", "manage", "requests"})
+
+
 def model_create(
     *, society: Society, slug: str, name_ja: str, name_en: str = "", task: str, modality: str,
     summary_ja: str = "", summary_en: str = "", open_to_grant_holders: bool = False, is_demo: bool = False,
@@ -145,6 +155,8 @@ def model_create(
     errors: dict[str, str] = {}
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,79}", slug):
         errors["slug"] = _("Use 2 to 80 lower-case letters, digits and hyphens.")
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = _("This identifier is a page of the portal; choose another.")
     elif AIModel.objects.filter(slug=slug).exists():
         errors["slug"] = _("A model with this identifier already exists.")
     if not (name_ja or "").strip():
@@ -987,3 +999,112 @@ def inference_job_resume(*, job: InferenceJob) -> bool:
         })
         _queue_run(locked.pk)
     return True
+
+
+# --- Inference jobs: deleting their images -------------------------------------------------------
+
+
+RETENTION = "ai-retention"  # the actor of deletions the retention rule makes
+ENDED_STATUSES = tuple(s for s in InferenceJob.Status.values if s not in InferenceJob.ACTIVE_STATUSES)
+
+
+# Items holding an image of the job's own: a thumbnail, or an uploaded copy. A release file's
+# ``stored_key`` is the release's copy, which belongs to the release and is never deleted here.
+HOLDS_IMAGES = Q(thumbnail_key__gt="") | Q(stored_key__gt="", release_file__isnull=True)
+
+
+def _delete_after_commit(keys: list[str]) -> None:
+    """Delete the files once the transaction that forgot them commits (a rollback loses nothing).
+
+    A file that cannot be deleted is logged, not retried: no row points to it any more."""
+
+    def delete() -> None:
+        for key in keys:
+            try:
+                default_storage.delete(key)
+            except Exception:  # one storage error must not keep the other files
+                logger.exception("Could not delete the AI job image %s", key)
+
+    if keys:
+        transaction.on_commit(delete)
+
+
+def _job_images_delete(*, job_id: int, by: User | None, reason: str, details: dict[str, Any]) -> InferenceJob:
+    """Forget and delete the job's images under the job's lock; refuses an active or emptied job."""
+    with transaction.atomic():
+        job = InferenceJob.objects.select_for_update().get(pk=job_id)
+        if job.is_active:
+            raise ValidationError(
+                _("The job is still running; its images can be deleted when it has finished."), code="active")
+        if job.images_deleted_at is not None:
+            raise ValidationError(
+                _("The images of this job were already deleted on %(date)s.")
+                % {"date": formats.date_format(timezone.localtime(job.images_deleted_at), "DATETIME_FORMAT")},
+                code="already_deleted",
+            )
+        items = list(InferenceItem.objects.filter(HOLDS_IMAGES, job_id=job.pk).order_by("position"))
+        if not items:
+            raise ValidationError(_("This job has no stored images to delete."), code="no_images")
+        prefix = job.storage_prefix
+        inputs = [i.stored_key for i in items if i.stored_key and i.release_file_id is None]
+        thumbnails = [i.thumbnail_key for i in items if i.thumbnail_key]
+        # Only what the job stored itself, under its own prefix: never a release's file.
+        keys = [key for key in (*inputs, *thumbnails) if key.startswith(prefix)]
+        InferenceItem.objects.filter(job_id=job.pk).update(stored_key="", thumbnail_key="")
+        job.images_deleted_at = timezone.now()
+        job.save(update_fields=["images_deleted_at"])
+        audit_record(
+            action="ai.job_images_deleted", actor=by, actor_email="" if by else RETENTION, target=job,
+            details={"reason": reason, "inputs_deleted": len(inputs), "thumbnails_deleted": len(thumbnails),
+                     "release_files_kept": sum(1 for i in items if i.release_file_id is not None), **details},
+        )
+        _delete_after_commit(keys)
+    return job
+
+
+def retention_days() -> int:
+    """Days a job's images are kept after it ended (``PORTAL_AI_INPUT_RETENTION_DAYS``; 0: until deleted)."""
+    return max(int(getattr(settings, "PORTAL_AI_INPUT_RETENTION_DAYS", 30)), 0)
+
+
+def inference_job_images_delete(*, job: InferenceJob, by: User) -> InferenceJob:
+    """Delete the job's stored images: the uploaded (stripped) copies and every thumbnail.
+
+    Only the job's runner may; not while it runs. The results stay (label, probabilities, the
+    inputs' SHA-256), so the job can still be reported and matched to the original files; files of
+    a release stay with the release. The files go after the commit. A second call is refused: there
+    is nothing left to delete."""
+    if by is None or not getattr(by, "is_authenticated", False) or by.pk != job.user_id:
+        raise PermissionDenied(_("Only the person who ran the job can delete its images."))
+    deleted = _job_images_delete(job_id=job.pk, by=by, reason="owner", details={})
+    job.images_deleted_at = deleted.images_deleted_at
+    return deleted
+
+
+def inference_images_purge(*, now: datetime | None = None) -> int:
+    """Delete the images of jobs that ended more than ``PORTAL_AI_INPUT_RETENTION_DAYS`` ago (0: keep).
+
+    One transaction per job, audited with the reason "retention"; returns the number of jobs."""
+    days = retention_days()
+    if not days:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    with_images = InferenceItem.objects.filter(HOLDS_IMAGES, job_id=OuterRef("pk"))
+    due = (
+        InferenceJob.objects.filter(status__in=ENDED_STATUSES, images_deleted_at__isnull=True)
+        .filter(Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff))
+        .filter(Exists(with_images))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    purged = 0
+    for job_id in list(due):
+        try:
+            _job_images_delete(job_id=job_id, by=None, reason="retention", details={"retention_days": days})
+        except ValidationError:  # deleted or emptied meanwhile by its runner
+            continue
+        except Exception:  # one job's trouble must not keep the others' images
+            logger.exception("Could not delete the images of AI job %s", job_id)
+            continue
+        purged += 1
+    return purged

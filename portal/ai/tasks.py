@@ -4,6 +4,8 @@
 late, so a job whose worker dies is delivered again and continues where it stopped.
 ``ai.resume_stalled`` (beat) queues again the active jobs that have made no progress for
 ``PORTAL_AI_STALL_MINUTES`` (default 30): a lost message or a worker killed before it acknowledged.
+``ai.purge_old_images`` (beat) deletes the images of jobs that ended more than
+``PORTAL_AI_INPUT_RETENTION_DAYS`` (default 30; 0 keeps them) ago; the results stay.
 """
 
 from __future__ import annotations
@@ -53,3 +55,11 @@ def resume_stalled() -> int:
         except Exception:  # one job's trouble must not stop the others
             logger.exception("Could not resume AI job %s", job.pk)
     return resumed
+
+
+@shared_task(name="ai.purge_old_images", time_limit=30 * 60, soft_time_limit=28 * 60)
+def purge_old_images() -> int:
+    """Delete the stored images of inference jobs past the retention period (idempotent)."""
+    from portal.ai.services import inference_images_purge
+
+    return inference_images_purge()

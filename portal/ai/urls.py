@@ -13,6 +13,7 @@ urlpatterns = [
     path("jobs/<int:pk>/results.csv", views.job_results_csv, name="job_results_csv"),
     path("jobs/<int:pk>/results.json", views.job_results_json, name="job_results_json"),
     path("jobs/<int:pk>/thumbnails/<int:position>.png", views.thumbnail, name="thumbnail"),
+    path("jobs/<int:pk>/images/delete/", views.job_images_delete, name="job_images_delete"),
     path("manage/", views.manage, name="manage"),
     path("manage/new/", views.model_create, name="model_create"),
     path("manage/requests/", views.request_list, name="request_list"),

@@ -8,6 +8,7 @@ society admins of a model's society and the operator manage models, versions and
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -15,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -111,8 +112,11 @@ def _managed_models(user: Any) -> QuerySet[AIModel]:
     return AIModel.objects.filter(society_id__in=managed_society_ids(user))
 
 
-def _job(request: HttpRequest, pk: int) -> InferenceJob:
-    job = jobs_of(request.user).select_related("version__model__society", "release__dataset").filter(pk=pk).first()
+def _job(request: HttpRequest, pk: int, **annotations: Any) -> InferenceJob:
+    job = (
+        jobs_of(request.user).select_related("version__model__society", "release__dataset")
+        .annotate(**annotations).filter(pk=pk).first()
+    )
     if job is None:
         raise Http404
     return job
@@ -311,14 +315,40 @@ def result_rows(items: list[InferenceItem], version: ModelVersion) -> list[dict[
     return rows
 
 
+def _retention(job: InferenceJob) -> dict[str, Any]:
+    """How long the job's images are kept (``PORTAL_AI_INPUT_RETENTION_DAYS``; 0: until deleted)."""
+    days = services.retention_days()
+    ended = job.finished_at if not job.is_active else None
+    return {
+        "retention_days": days,
+        "images_deleted_after": ended + timedelta(days=days) if ended and days else None,
+    }
+
+
 @login_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    job = _job(request, pk)
+    # Whether the job still holds images of its own (the delete button), in the same query.
+    job = _job(request, pk, holds_images=Exists(
+        InferenceItem.objects.filter(services.HOLDS_IMAGES, job_id=OuterRef("pk"))))
     page = Paginator(job.items.order_by("position"), RESULTS_PER_PAGE).get_page(request.GET.get("page"))
     return _render(request, "ai/job_detail.html", {
         "job": job, "model": job.version.model, "version": job.version, "page": page,
-        "rows": result_rows(list(page.object_list), job.version),
+        "rows": result_rows(list(page.object_list), job.version), "has_images": job.holds_images,
+        **_retention(job),
     })
+
+
+@login_required
+@require_POST
+def job_images_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _job(request, pk)
+    try:
+        services.inference_job_images_delete(job=job, by=request.user)
+    except ValidationError as error:
+        _refused(request, error)
+    else:
+        messages.success(request, _("The images of this job were deleted; its results were kept."))
+    return redirect("ai:job_detail", pk=job.pk)
 
 
 @login_required

@@ -760,7 +760,7 @@ def test_api_schema_of_ai_endpoints_has_no_warnings():
     assert sorted(schema["paths"]) == [
         "/api/v1/ai/access-requests/", "/api/v1/ai/access-requests/{id}/decision/",
         "/api/v1/ai/access-requests/{id}/revoke/", "/api/v1/ai/access-requests/{id}/withdraw/", "/api/v1/ai/jobs/",
-        "/api/v1/ai/jobs/{id}/", "/api/v1/ai/jobs/{id}/results.csv", "/api/v1/ai/jobs/{id}/results.json",
+        "/api/v1/ai/jobs/{id}/", "/api/v1/ai/jobs/{id}/images/delete/", "/api/v1/ai/jobs/{id}/results.csv", "/api/v1/ai/jobs/{id}/results.json",
         "/api/v1/ai/models/", "/api/v1/ai/models/{slug}/", "/api/v1/ai/models/{slug}/access-requests/",
         "/api/v1/ai/models/{slug}/versions/", "/api/v1/ai/models/{slug}/versions/{version}/",
         "/api/v1/ai/models/{slug}/versions/{version}/publish/",

@@ -102,6 +102,15 @@ def test_model_create_refused_for_admin_of_another_society(society):
     assert not _events("ai.model_created")
 
 
+@pytest.mark.parametrize("slug", ["jobs", "manage", "requests"])
+def test_model_create_refuses_an_identifier_that_is_a_page(society, society_admin, slug):
+    with pytest.raises(ValidationError) as refused:
+        services.model_create(society=society, slug=slug, name_ja="名前", task="classification",
+                              modality="endoscopy", by=society_admin)
+    assert refused.value.message_dict["slug"] == ["This identifier is a page of the portal; choose another."]
+    assert AIModel.objects.count() == 0
+
+
 def test_model_create_validates_fields(society, society_admin, model):
     with pytest.raises(ValidationError) as refused:
         services.model_create(society=society, slug="organ", name_ja=" ", task="tracking", modality="x-ray-ish",
