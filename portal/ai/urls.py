@@ -26,6 +26,7 @@ urlpatterns = [
     path("requests/<int:pk>/withdraw/", views.request_withdraw, name="request_withdraw"),
     path("<slug:slug>/", views.model_detail, name="model_detail"),
     path("<slug:slug>/request/", views.access_request, name="access_request"),
+    path("<slug:slug>/samples/<slug:label>.png", views.demo_sample, name="demo_sample"),
     path("<slug:slug>/v/<str:version>/", views.version_detail, name="version_detail"),
     path("<slug:slug>/v/<str:version>/run/", views.run, name="run"),
 ]

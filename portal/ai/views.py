@@ -63,6 +63,8 @@ JOBS_PER_PAGE = 50
 RESULTS_PER_PAGE = 100
 RELEASE_FILES_PER_PAGE = 100
 REQUESTS_PER_PAGE = 50
+# Demo models offer a synthetic image per label to try them with: always the same one.
+SAMPLE_SEED = 2026
 
 
 # --- Fetching what a page is about, refusing outsiders -----------------------------------------
@@ -172,10 +174,34 @@ def model_detail(request: HttpRequest, slug: str) -> HttpResponse:
     versions = list(_cards(request, model).order_by("-created_at", "-id"))
     for version in versions:
         version.model = model
+    spec = _demo_spec(model)
     return _render(request, "ai/model_detail.html", {
         "model": model, "versions": versions, "version": _card_version(versions),
+        "demo_samples": [(label["code"], label) for label in spec.labels] if spec else [],
         **_access_context(request, model, versions),
     })
+
+
+def _demo_spec(model: AIModel) -> Any:
+    """The demo model's generator spec (for sample images), or None for a society's own model."""
+    from portal.ai.demo_models import DEMO_SPECS
+
+    if not model.is_demo:
+        return None
+    return next((spec for spec in DEMO_SPECS.values() if spec.slug == model.slug), None)
+
+
+def demo_sample(request: HttpRequest, slug: str, label: str) -> HttpResponse:
+    """A synthetic image of ``label`` to try a demo model with (generated; the same one every time)."""
+    from portal.ai.demo_models import synthetic_png
+
+    model = _model(request, slug)
+    spec = _demo_spec(model)
+    if spec is None or label not in spec.label_codes:
+        raise Http404
+    response = HttpResponse(synthetic_png(spec.kind, label, seed=SAMPLE_SEED), content_type="image/png")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{label}-sample.png"'
+    return response
 
 
 def _access_context(request: HttpRequest, model: AIModel, versions: list[ModelVersion]) -> dict[str, Any]:

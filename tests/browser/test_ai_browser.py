@@ -104,3 +104,52 @@ def test_approved_user_runs_the_endoscopy_demo_model_on_an_upload(page, live_ser
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
     assert page.locator('[data-testid="ai-progress"][data-status="finished"] progress').get_attribute("value") == "100"
     assert page.get_by_test_id("ai-results-csv").get_attribute("href") == f"/ai/jobs/{job.pk}/results.csv"
+
+
+@pytest.fixture
+def demo(transactional_db):  # type: ignore[no-untyped-def]
+    import io
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    with override_settings(PORTAL_DEMO_ALLOWED=True):
+        call_command("seed_demo", stdout=io.StringIO())
+
+
+def test_demo_company_runs_the_pathology_demo_model_it_was_approved_for(page, live_server, demo, monkeypatch):
+    """The seeded demo: company@demo.example.jp's light request for the pathology model was approved
+    by the JSP admin; it signs in with the demo password, finds the model from the menu, uploads a
+    synthetic abnormal tile and sees the result with the demo notice."""
+    from django.db import transaction
+
+    from portal.ai import services
+
+    # The worker's part, in this process once the job is committed (CI has a broker but no worker here).
+    monkeypatch.setattr(services, "_queue_run", lambda job_id: transaction.on_commit(
+        lambda: services.inference_job_run(job_id=job_id)))
+    base = live_server.url
+    page.goto(f"{base}/accounts/login/")
+    page.locator("[name=login]").fill("company@demo.example.jp")
+    page.locator("[name=password]").fill("portal-demo-2026")
+    page.locator("[name=password]").press("Enter")
+    page.get_by_test_id("whoami").wait_for()
+
+    page.locator("nav.main-nav a[href='/ai/']").click()
+    page.locator('[data-model="demo-pathology-tile"] a[href="/ai/demo-pathology-tile/"]').click()
+    page.get_by_test_id("ai-demo-notice").first.wait_for()
+    page.get_by_test_id("ai-run").click()
+    page.locator("input[name=uploads]").set_input_files(
+        {"name": "tile.png", "mimeType": "image/png", "buffer": synthetic_png("pathology-tile", "abnormal", 77)}
+    )
+    page.get_by_test_id("ai-start").click()
+
+    page.wait_for_url(re.compile(rf"{re.escape(base)}/ai/jobs/\d+/$"))
+    row = page.locator('tr[data-position="1"][data-status="succeeded"]')
+    row.wait_for()
+    job = InferenceJob.objects.get(user__email="company@demo.example.jp")
+    item = job.items.get()
+    assert (job.version.model.slug, job.status) == ("demo-pathology-tile", InferenceJob.Status.FINISHED)
+    assert row.get_attribute("data-label") == item.label
+    assert row.get_by_test_id("ai-label").inner_text().strip() == {"normal": "正常", "abnormal": "異常"}[item.label]
+    assert page.get_by_test_id("ai-demo-notice").first.inner_text().strip() == "デモ用モデル・合成データで学習・臨床使用不可"

@@ -665,3 +665,29 @@ def test_release_picker_leaves_out_files_of_subjects_who_opted_out(client, versi
     body = page.content.decode()
     assert f'name="release_files" value="{release.files.get(path="images/a.png").pk}"' in body
     assert f'value="{opted.pk}"' not in body and "images/b.png" not in body
+
+
+def test_demo_model_card_offers_a_sample_image_per_label(client, db):
+    from portal.ai.preprocess import image_kind
+
+    model = AIModelFactory(slug="demo-endoscopy-organ", is_demo=True)
+    published_version(model)
+    client.cookies["django_language"] = "en"
+    body = client.get(reverse("ai:model_detail", args=[model.slug])).content.decode()
+    assert "Sample images to try" in body
+    for code in ("esophagus", "stomach", "duodenum"):
+        url = reverse("ai:demo_sample", args=[model.slug, code])
+        assert f'href="{url}"' in body
+        response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/png"
+        assert image_kind(response.content) == "png"
+        assert response.content == client.get(url).content  # the same sample every time
+    assert client.get(reverse("ai:demo_sample", args=[model.slug, "colon"])).status_code == 404
+
+
+def test_a_societys_own_model_offers_no_samples(client, db):
+    model = AIModelFactory(slug="demo-endoscopy-organ", is_demo=False)
+    published_version(model)
+    client.cookies["django_language"] = "en"
+    assert "Sample images to try" not in client.get(reverse("ai:model_detail", args=[model.slug])).content.decode()
+    assert client.get(reverse("ai:demo_sample", args=[model.slug, "stomach"])).status_code == 404
