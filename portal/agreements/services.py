@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.urls import NoReverseMatch, reverse
@@ -34,7 +33,9 @@ from portal.agreements.models import (
 )
 from portal.agreements.selectors import current_version_for, may_countersign, may_manage_agreements
 from portal.audit.services import audit_record
+from portal.lib.mail import mail_after_commit
 from portal.societies.models import Society, SocietyMembership
+from portal.societies.selectors import member_emails
 
 Version = AgreementTemplateVersion
 # What a draft's author sets; the terms are the structured fields compared across societies.
@@ -60,17 +61,8 @@ def _link(name: str, *args: Any) -> str:
 
 
 def _notify(subject: str, lines: list[str], recipients: list[str]) -> None:
-    recipients = sorted({address for address in recipients if address})
-    if not recipients:
-        return
     body = "\n\n".join(line for line in lines if line)
-    transaction.on_commit(lambda: send_mail(
-        f"[{_('Agreements')}] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False,
-    ))
-
-
-def _society_admin_emails(society: Society) -> list[str]:
-    return list(SocietyMembership.objects.filter(society=society, role="admin").values_list("user__email", flat=True))
+    mail_after_commit(area=_("Agreements"), subject=subject, body=body, recipients=recipients)
 
 
 # --- Versions -----------------------------------------------------------------------------------
@@ -304,7 +296,7 @@ def agreement_sign(
                 "organisation": request.organization.name_ja, "agreement": version.template.name_ja,
                 "number": version.number, "society": society.name_ja},
              _link("access:request_detail", request.pk)],
-            _society_admin_emails(society),
+            member_emails(society, SocietyMembership.Role.ADMIN),
         )
     return agreement
 

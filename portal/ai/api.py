@@ -29,7 +29,6 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from guardian.core import ObjectPermissionChecker
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -42,7 +41,6 @@ from rest_framework.views import APIView
 from portal.ai import services
 from portal.ai.models import (
     DEMO_NOTICE,
-    RUN_PERMISSION,
     AIModel,
     InferenceItem,
     InferenceJob,
@@ -55,8 +53,8 @@ from portal.ai.selectors import (
     jobs_of,
     may_manage_model,
     may_run,
-    may_run_without_request,
     models_visible_to,
+    runnable_model_ids,
     versions_visible_to,
 )
 from portal.datasets.models import DatasetRelease
@@ -99,26 +97,6 @@ def _version_or_404(user: Any, model: AIModel, version: str) -> ModelVersion:
     version_obj = get_object_or_404(versions_visible_to(user, model), version=version)
     version_obj.model = model
     return version_obj
-
-
-def _runnable_ids(user: Any, models: list[AIModel]) -> set[int]:
-    """``may_run`` for a page of models in a fixed number of queries.
-
-    The same two sources ``user.has_perm(RUN_PERMISSION, model)`` consults: django-guardian's
-    assignments (approved requests), read for the whole page at once, and
-    ``ModelAccessBackend``'s rule (managers; grant holders where the card allows), whose
-    inputs the selectors cache on the user.
-    """
-    if not models or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return set()
-    if user.is_superuser:
-        return {model.pk for model in models}
-    checker = ObjectPermissionChecker(user)
-    checker.prefetch_perms(models)
-    return {
-        model.pk for model in models
-        if checker.has_perm(RUN_PERMISSION, model) or may_run_without_request(user, model)
-    }
 
 
 # Serializers --------------------------------------------------------------------------------
@@ -455,7 +433,7 @@ class AIModelList(generics.ListAPIView):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         assert page is not None  # the API always pages lists
-        context = {**self.get_serializer_context(), "runnable_ids": _runnable_ids(request.user, list(page))}
+        context = {**self.get_serializer_context(), "runnable_ids": runnable_model_ids(request.user, list(page))}
         return self.get_paginated_response(self.serializer_class(page, many=True, context=context).data)
 
 

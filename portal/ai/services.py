@@ -44,7 +44,6 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import formats, timezone
@@ -67,7 +66,9 @@ from portal.audit.services import audit_record
 from portal.core.vocabulary import Modality
 from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.datasets.selectors import may_manage_society
+from portal.lib.mail import mail_after_commit
 from portal.societies.models import Society, SocietyMembership
+from portal.societies.selectors import member_emails
 
 logger = logging.getLogger(__name__)
 
@@ -91,22 +92,8 @@ def _require_manager(user: Any, model: AIModel) -> None:
         raise PermissionDenied(_("Only an admin of the model's society or the platform operator can do this."))
 
 
-def _admin_emails(society_id: int) -> list[str]:
-    return list(
-        SocietyMembership.objects.filter(society_id=society_id, role=SocietyMembership.Role.ADMIN)
-        .values_list("user__email", flat=True)
-    )
-
-
 def _send(subject: str, body: str, recipients: Iterable[str]) -> None:
-    """E-mail after the commit (nothing is sent for a change that rolls back)."""
-    recipients = sorted({r for r in recipients if r})
-    if not recipients:
-        return
-    full_subject = f"[{_('AI models')}] {subject}"
-    transaction.on_commit(
-        lambda: send_mail(full_subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
-    )
+    mail_after_commit(area=_("AI models"), subject=subject, body=body, recipients=recipients)
 
 
 def _model_link(model: AIModel) -> str:
@@ -465,7 +452,7 @@ def provenance_release_withdrawn(*, release: DatasetRelease, by: User | None = N
             _("Release %(release)s (%(uses)s) was withdrawn: %(reason)s\n\n%(link)s") % {
                 "release": str(release), "uses": _used_for(uses), "reason": release.withdrawal_reason,
                 "link": _model_link(version.model)},
-            _admin_emails(version.model.society_id),
+            member_emails(version.model.society_id, SocietyMembership.Role.ADMIN),
         )
     return notices
 
@@ -494,7 +481,7 @@ def provenance_subjects_opted_out(
                   "\n\n%(link)s") % {
                     "reference": reference, "files": files, "release": str(release), "uses": _used_for(uses),
                     "link": _model_link(version.model)},
-                _admin_emails(version.model.society_id),
+                member_emails(version.model.society_id, SocietyMembership.Role.ADMIN),
             )
     return notices
 
@@ -528,7 +515,7 @@ def access_request_submit(*, model: AIModel, user: User, purpose: str) -> ModelA
             _("%(user)s asks to run %(model)s:\n\n%(purpose)s\n\n%(link)s") % {
                 "user": user.email, "model": model.name_ja, "purpose": purpose,
                 "link": f"{settings.PORTAL_BASE_URL}/ai/manage/requests/"},
-            _admin_emails(model.society_id),
+            member_emails(model.society_id, SocietyMembership.Role.ADMIN),
         )
     return request
 

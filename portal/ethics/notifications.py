@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
 from django.utils.translation import gettext as _
 
 from portal.ethics.models import CommitteeMembership, Protocol, Review
+from portal.lib.mail import mail_after_commit
 
 
 def _send(subject: str, body: str, recipients: list[str]) -> None:
-    recipients = sorted({r for r in recipients if r})
-    if not recipients:
-        return
-    transaction.on_commit(
-        lambda: send_mail(
-            f"[{_('Ethics review')}] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients,
-            fail_silently=False,
-        )
-    )
+    mail_after_commit(area=_("Ethics review"), subject=subject, body=body, recipients=recipients)
 
 
 def _link(protocol: Protocol) -> str:

@@ -172,14 +172,15 @@ def _remove_user(grant: Grant, user: User) -> None:
 
 
 def _notify(amendment: GrantAmendment, subject: str, detail: str, *, to_stewards: bool = False) -> None:
-    from portal.access.notifications import _send, _society_emails
+    from portal.access.notifications import _send
+    from portal.societies.selectors import member_emails
 
     grant = amendment.grant
     request = grant.access_request
     link = f"{settings.PORTAL_BASE_URL}/access/amendments/{amendment.pk}/"
     body = "\n\n".join(x for x in [f"{grant.reference} {request.title if request else ''}".strip(), detail, link] if x)
     if to_stewards:
-        recipients = _society_emails(grant.society_id, SocietyMembership.Role.STEWARD) if grant.society_id else []
+        recipients = member_emails(grant.society_id, SocietyMembership.Role.STEWARD) if grant.society_id else []
     else:
         recipients = [request.applicant.email, request.principal_investigator.email] if request else []
     _send(subject, body, recipients)
