@@ -18,7 +18,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from portal.lib.env import env_bool, env_choice, env_int, env_list, env_path, env_str
+from portal.lib.env import env_bool, env_choice, env_int, env_int_list, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("PORTAL_DATA_DIR", BASE_DIR / "data")
@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "csp",
     "portal.audit",
     "portal.accounts",
+    "portal.notifications",
     "portal.societies",
     "portal.ethics",
     "portal.datasets",
@@ -304,6 +305,12 @@ PORTAL_LINK_RATE = env_int("PORTAL_LINK_RATE", 600)
 PORTAL_LINK_RATE_SECONDS = env_int("PORTAL_LINK_RATE_SECONDS", 600)
 PORTAL_DOWNLOAD_ACCEL_PREFIX = env_str("PORTAL_DOWNLOAD_ACCEL_PREFIX")
 
+# --- Warnings before a grant or what it rests on lapses (portal/access/services/warnings.py) -----
+# Days before the lapse at which grant holders and the society's stewards are told, once each.
+PORTAL_LAPSE_WARNING_DAYS = sorted(set(env_int_list("PORTAL_LAPSE_WARNING_DAYS", [90, 60, 30], minimum=1)))
+# The usual extension: the one-click request asks for the current last day plus this many months.
+PORTAL_EXTENSION_MONTHS = env_int("PORTAL_EXTENSION_MONTHS", 12)
+
 # --- Anonymisation (portal/deid) -----------------------------------------------------------------
 # Server folders that jobs may read from must lie under this root (empty: no server-folder jobs).
 PORTAL_DEID_IMPORT_ROOT = env_str("PORTAL_DEID_IMPORT_ROOT")
@@ -320,6 +327,13 @@ PORTAL_AI_STALL_MINUTES = env_int("PORTAL_AI_STALL_MINUTES", 30)
 # Days an ended job's stored images are kept; 0: until their owner deletes them.
 PORTAL_AI_INPUT_RETENTION_DAYS = env_int("PORTAL_AI_INPUT_RETENTION_DAYS", 30)
 
+# --- Overdue usage reports (portal/access/services/reports.py; NBDC rules, REGULATION.md a8) ------
+# Days after the due date: a reminder every N days; restricted mode (no new links) and the head of
+# the applicant's institution told at 180 days.
+PORTAL_USAGE_REPORT_REMINDER_DAYS = env_int("PORTAL_USAGE_REPORT_REMINDER_DAYS", 30)
+PORTAL_USAGE_REPORT_RESTRICT_DAYS = env_int("PORTAL_USAGE_REPORT_RESTRICT_DAYS", 180)
+PORTAL_USAGE_REPORT_HEAD_DAYS = env_int("PORTAL_USAGE_REPORT_HEAD_DAYS", 180)
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -327,6 +341,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds before a mail server that does not answer counts as down (the message is retried later).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -351,12 +367,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Grants end on time (also checked live at every use) and pause or resume with what they rest on.
     "access-expire-grants": {"task": "access.expire_grants", "schedule": crontab(minute=5)},
     "access-refresh-grants": {"task": "access.refresh_grants", "schedule": crontab(minute="*/15")},
+    # Warnings 90/60/30 days before a grant, its ethics approval or its security re-attestation lapses.
+    "access-lapse-warnings": {"task": "access.send_lapse_warnings", "schedule": crontab(hour=7, minute=50)},
     # Anonymisation jobs whose worker died: re-queue the files without a result.
     "deid-resume-stalled": {"task": "deid.resume_stalled", "schedule": 15 * 60},
     # Inference jobs whose worker died or whose message was lost: queue them again.
     "ai-resume-stalled": {"task": "ai.resume_stalled", "schedule": 15 * 60},
     # Uploaded clinical images do not stay: delete the images of jobs ended PORTAL_AI_INPUT_RETENTION_DAYS ago.
     "ai-purge-old-images": {"task": "ai.purge_old_images", "schedule": crontab(minute=35)},
+    # E-mails still pending or failed after their task's retries (mail server down): send them again.
+    "notifications-redeliver-mail": {"task": "notifications.redeliver_mail", "schedule": 10 * 60},
 }
 # Task modules beyond each app's tasks.py (which Celery finds by itself).
 CELERY_IMPORTS = ("portal.access.report_tasks",)
@@ -406,6 +426,12 @@ SPECTACULAR_SETTINGS = {
         "ProvenanceNoticeKindEnum": "portal.ai.models.ProvenanceNotice.Kind",
         "AccessRequestStatusEnum": "portal.access.models.RequestStatus",
         "ProtocolStatusEnum": "portal.ethics.models.ProtocolStatus",
+        # The review actions' inputs (item 16): several "kind" fields with their own choices.
+        "ProtocolKindEnum": "portal.ethics.models.Protocol.Kind",
+        "ProtocolAttachmentKindEnum": "portal.ethics.models.ProtocolAttachment.Kind",
+        "EthicsNoticeKindEnum": "portal.ethics.models.EthicsNotice.Kind",
+        "AmendmentKindEnum": "portal.ethics.review_api.AMENDMENT_KINDS",
+        "ModalityEnum": "portal.core.vocabulary.Modality",
     },
 }
 

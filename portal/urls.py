@@ -23,6 +23,7 @@ urlpatterns = [
     path("access/", include("portal.access.urls")),
     path("agreements/", include("portal.agreements.urls")),
     path("audit/", include("portal.audit.urls")),
+    path("notifications/", include("portal.notifications.urls")),
     path("ethics/", include("portal.ethics.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

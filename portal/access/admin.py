@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.access.models import Download, Grant, GrantAmendment
+from portal.access.models import Download, Grant, GrantAmendment, LapseWarning
 from portal.access.services.grants import grant_create
 from portal.core.admin_readonly import ReadOnlyAdmin
 from portal.datasets.models import DatasetRelease
@@ -91,3 +91,13 @@ class GrantAmendmentAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["grant__reference", "requested_by__email"]
     list_select_related = ["grant", "requested_by", "decided_by"]
+
+
+@admin.register(LapseWarning)
+class LapseWarningAdmin(ReadOnlyAdmin):
+    """Warnings sent before a grant or what it rests on lapses (beat): a record, never edited."""
+
+    list_display = ["sent_at", "grant", "kind", "subject", "lapses_on", "days_before"]
+    list_filter = ["kind", "days_before"]
+    search_fields = ["grant__reference", "subject"]
+    list_select_related = ["grant"]

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.access.amendment_forms import AmendmentForm, DecisionForm
+from portal.access.amendment_prefill import amendment_changes, extension_prefill
 from portal.access.amendment_selectors import amendments_visible_to
 from portal.access.models import Grant, GrantAmendment
 from portal.access.request_forms import add_service_errors
@@ -36,7 +37,10 @@ def amendment_create(request: HttpRequest, pk: int) -> HttpResponse:
         if grant_role(request.user, grant):
             raise PermissionDenied
         raise Http404
-    form = AmendmentForm(request.POST or None, grant=grant)
+    # ?extend=1 (the link of a lapse warning): the usual extension, same users and purpose.
+    prefill = extension_prefill(grant) if request.GET.get("extend") else None
+    initial = {"new_expires_on": prefill.new_expires_on, "reason": prefill.reason} if prefill else None
+    form = AmendmentForm(request.POST or None, grant=grant, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             amendment = grant_amendment_request(
@@ -55,7 +59,7 @@ def amendment_create(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, _("Your request was sent to the society for its decision."))
             return redirect("access:amendment_detail", amendment.pk)
     return render(request, "access/amendment_create.html", {
-        "grant": grant, "form": form, "last_day": last_day_of(grant),
+        "grant": grant, "form": form, "last_day": last_day_of(grant), "prefill": prefill,
     })
 
 
@@ -68,9 +72,7 @@ def amendment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     amendment = _visible(request, pk)
     deciding = amendment.status == GrantAmendment.Status.SUBMITTED and may_decide(request.user, amendment.grant)
     return render(request, "access/amendment_detail.html", {
-        "amendment": amendment, "grant": amendment.grant,
-        "users_removed": list(amendment.users_removed.order_by("email")),
-        "last_day": last_day_of(amendment.grant),
+        "amendment": amendment, "grant": amendment.grant, "changes": amendment_changes(amendment),
         "decision_form": DecisionForm() if deciding else None,
     })
 
@@ -94,8 +96,6 @@ def amendment_decide(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("The decision was recorded and the applicant told."))
             return redirect("access:amendment_detail", amendment.pk)
     return render(request, "access/amendment_detail.html", {
-        "amendment": amendment, "grant": amendment.grant,
-        "users_removed": list(amendment.users_removed.order_by("email")),
-        "last_day": last_day_of(amendment.grant),
+        "amendment": amendment, "grant": amendment.grant, "changes": amendment_changes(amendment),
         "decision_form": form,
     }, status=400)

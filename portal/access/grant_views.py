@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,10 +19,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.access.downloads import download_check, serve
+from portal.access.grant_forms import GrantFileFilterForm
+from portal.access.grant_selectors import grant_files
 from portal.access.links import (
     Link,
     LinkRateLimited,
     LinkRefused,
+    link_issue,
     link_verify,
     links_issue_for_release,
     refuse,
@@ -30,8 +34,10 @@ from portal.access.models import Grant
 from portal.access.selectors import grant_role, grant_usability, grants_of
 from portal.access.services.grants import grant_extend_to_release, grant_revoke
 from portal.accounts.models import User
-from portal.datasets.models import DatasetRelease
+from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.lib.client_ip import client_ip
+
+FILES_PER_PAGE = 50
 
 
 def request_user(request: HttpRequest) -> User | None:
@@ -85,8 +91,19 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             newer += list(DatasetRelease.objects.filter(
                 dataset_id=dataset_id, version__gt=top, status=DatasetRelease.Status.AVAILABLE,
             ).select_related("dataset"))
+    files_page, filter_form = None, None
+    if "user" in roles:
+        filter_form = GrantFileFilterForm(request.GET)
+        filters = filter_form.cleaned_data if filter_form.is_valid() else {}
+        files_page = Paginator(grant_files(releases, **filters), FILES_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(request, "access/grant_detail.html", {
         "grant": grant, "releases": releases, "usability": usability, "roles": roles,
+        "files_page": files_page, "filter_form": filter_form, "filter_query": query.urlencode(),
+        "may_see_request": grant.access_request is not None and (
+            request.user.pk in (grant.access_request.applicant_id, grant.access_request.principal_investigator_id)
+            or bool(roles & {"steward", "admin", "operator"})),
         "may_download": "user" in roles and usability.ok and not grant.restricted,
         "may_revoke": bool(roles & {"steward", "admin", "operator"})
         and grant.status in (Grant.Status.ACTIVE, Grant.Status.PAUSED),
@@ -123,6 +140,25 @@ def grant_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- Manifests and downloads ------------------------------------------------------------------------
+
+
+@require_GET
+@never_cache
+@login_required
+def grant_file_link(request: HttpRequest, pk: int, file_pk: int) -> HttpResponse:
+    """One file from the grant's page: a fresh signed link (every check, audited), then the download."""
+    grant, _roles = _visible_grant(request.user, pk)  # type: ignore[arg-type]
+    file = get_object_or_404(ReleaseFile.objects.select_related("release__dataset"), pk=file_pk)
+    try:
+        link = link_issue(grant=grant, file=file, user=request.user, ip=client_ip(request))  # type: ignore[arg-type]
+    except LinkRefused as error:
+        messages.error(request, error.message)
+        return redirect("access:grant_detail", pk=grant.pk)
+    except LinkRateLimited as error:
+        response = HttpResponse(error.message, status=429, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(error.retry_after)
+        return response
+    return redirect("access:download", token=link.token)
 
 
 def manifest_links(request: HttpRequest, user: User | None, pk: int, release_pk: int) -> list[Link] | HttpResponse:

@@ -34,8 +34,10 @@ class LegalBasis(models.TextChoices):
 
     CONSENT = "consent", _("Informed consent")
     OPT_OUT = "opt_out", _("Opt-out under the ethics guideline")
-    ACADEMIC_EXEMPTION = "academic_exemption", _("APPI academic-research exemption (Art. 27(1)(5)-(7))")
-    PUBLIC_HEALTH = "public_health", _("APPI public-health exemption (Art. 27(1)(3))")
+    # Worded as the provision record states them (the record prints these labels).
+    ACADEMIC_EXEMPTION = "academic_exemption", pgettext_lazy(
+        "legal basis", "APPI academic-research exemption (Art. 27(1)(5)-(7))")
+    PUBLIC_HEALTH = "public_health", pgettext_lazy("legal basis", "APPI public-health exemption (Art. 27(1)(3))")
     JOINT_USE = "joint_use", _("Joint use (共同利用)")
     OUTSOURCING = "outsourcing", _("Outsourcing (委託)")
     PSEUDONYMISED_JOINT_USE = "pseudonymised_joint_use", _("Joint use of pseudonymised information")
@@ -53,6 +55,18 @@ class Environment(models.TextChoices):
     NII_CLOUD = "nii_cloud", _("NII cloud analysis environment only (no download)")
     ON_PREMISE = "on_premise", _("Download to the applicant's own premises")
     EXTERNAL_SERVER = "external_server", _("Server outside the institution")
+
+
+class SecurityLevel(models.TextChoices):
+    """The level of the NBDC security guideline the applicant claims (REGULATION.md a6/a7)."""
+
+    TYPE_I = "type_1", _("Standard level (Type I)")
+    TYPE_II = "type_2", _("High level (Type II)")
+
+
+class ResearcherNumberKind(models.TextChoices):
+    ERAD = "erad", _("e-Rad researcher number")
+    RESEARCHMAP = "researchmap", _("researchmap ID")
 
 
 class RequestStatus(models.TextChoices):
@@ -86,6 +100,16 @@ class AccessRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
         verbose_name=_("principal investigator"),
     )
+    # 研究代表者 (REGULATION.md a6): title, researcher number and research record of the PI.
+    pi_title = models.CharField(_("principal investigator's title"), max_length=200, blank=True)
+    pi_researcher_number_kind = models.CharField(
+        _("kind of researcher number"), max_length=20, choices=ResearcherNumberKind.choices, blank=True)
+    pi_researcher_number = models.CharField(_("researcher number"), max_length=100, blank=True)
+    pi_research_record = models.TextField(_("research record (related papers)"), blank=True)
+    # 所属機関の長: the person who permits the study at the applicant's institution.
+    head_name = models.CharField(_("name of the head of the institution"), max_length=200, blank=True)
+    head_title = models.CharField(_("title of the head of the institution"), max_length=200, blank=True)
+    head_email = models.EmailField(_("e-mail of the head of the institution"), blank=True)
     # The person who may sign agreements for the organisation (代表者 or delegate).
     signatory = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True,
@@ -116,6 +140,8 @@ class AccessRequest(models.Model):
     processing_level = models.CharField(_("required processing level"), max_length=20,
                                         choices=ProcessingLevel.choices, blank=True)
     environment = models.CharField(_("environment"), max_length=20, choices=Environment.choices, blank=True)
+    security_level = models.CharField(_("security level claimed"), max_length=10, choices=SecurityLevel.choices,
+                                      blank=True)
     foreign_access = models.BooleanField(_("access or transfer from abroad"), default=False)
     foreign_country = models.CharField(_("country"), max_length=100, blank=True)
     period_start = models.DateField(_("period from"), null=True, blank=True)
@@ -339,6 +365,13 @@ class ProvisionRecordQuerySet(models.QuerySet):
         return super().delete()
 
 
+class Custodian(models.TextChoices):
+    """保管者 of a provision record: the provider keeps it, or delegates custody to the recipient."""
+
+    PROVIDER = "provider", _("The provider keeps the record")
+    RECIPIENT = "recipient", _("The recipient keeps the record (custody delegated by the provider)")
+
+
 class ProvisionRecord(models.Model):
     """提供に関する記録 (REGULATION.md a5): one per grant, for both the guideline and the APPI."""
 
@@ -364,6 +397,9 @@ class ProvisionRecord(models.Model):
     foreign_provision = models.TextField(_("provision abroad"), blank=True)
     recorded_by = models.CharField(_("recorded by"), max_length=200)
     record_medium = models.CharField(_("medium"), max_length=100, default="electronic")
+    custodian = models.CharField(_("custodian"), max_length=20, choices=Custodian.choices,
+                                 default=Custodian.PROVIDER)
+    custodian_name = models.CharField(_("custodian's name"), max_length=300, blank=True)
     provider_keep_until = models.DateField(_("provider keeps the record until"))
     recipient_keep_until = models.DateField(_("recipient keeps the record until"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -405,16 +441,22 @@ def _provision_record_kept(sender, instance: ProvisionRecord, **kwargs) -> None:
 
 
 class UsageReport(models.Model):
-    """利用報告 (REGULATION.md a8): yearly, and at the end of use with a deletion certificate."""
+    """利用報告 (REGULATION.md a8): yearly, at the end of use, or when the research stops early
+    (中止報告), the last two with a deletion certificate. A submitted report is confirmed by the
+    principal investigator and by the head of the institution before the society accepts it."""
 
     class Kind(models.TextChoices):
         ANNUAL = "annual", _("Annual usage report")
         END_OF_USE = "end_of_use", _("End-of-use report")
+        STOP = "stop", _("Stop report")
 
     class Status(models.TextChoices):
         DUE = "due", _("Due")
         SUBMITTED = "submitted", pgettext_lazy("status", "Submitted")
+        CONFIRMED = "confirmed", _("Confirmed by the principal investigator and the head")
         ACCEPTED = "accepted", _("Accepted")
+
+    FINAL_KINDS = (Kind.END_OF_USE, Kind.STOP)
 
     grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="usage_reports")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -433,6 +475,18 @@ class UsageReport(models.Model):
     deletion_certificate = models.FileField(_("deletion certificate"), upload_to="access/deletion/%Y/",
                                             blank=True)
     deletion_certificate_sha256 = models.CharField(max_length=64, blank=True)
+    stop_reason = models.TextField(_("why the research stopped"), blank=True)
+    registry_number = models.CharField(_("registration of results (jRCT or UMIN-CTR number)"), max_length=20,
+                                       blank=True)
+    retained_items = models.TextField(_("what is kept after the end"), blank=True)
+    retention_reason = models.TextField(_("why it is kept"), blank=True)
+    retained_until = models.DateField(_("kept until"), null=True, blank=True)
+    pi_confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                        null=True, blank=True, verbose_name=_("confirmed by the principal investigator"))
+    pi_confirmed_at = models.DateTimeField(_("principal investigator confirmed at"), null=True, blank=True)
+    head_confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                          null=True, blank=True, verbose_name=_("confirmed by the head"))
+    head_confirmed_at = models.DateTimeField(_("head confirmed at"), null=True, blank=True)
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
                                      null=True, blank=True)
     submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
@@ -450,6 +504,22 @@ class UsageReport(models.Model):
                 condition=Q(submitted_at__isnull=True, submitted_by__isnull=True)
                 | Q(submitted_at__isnull=False, submitted_by__isnull=False),
                 name="usage_report_submission_paired",
+            ),
+            models.CheckConstraint(
+                condition=Q(pi_confirmed_at__isnull=True, pi_confirmed_by__isnull=True)
+                | Q(pi_confirmed_at__isnull=False, pi_confirmed_by__isnull=False),
+                name="usage_report_pi_confirmation_paired",
+            ),
+            models.CheckConstraint(
+                condition=Q(head_confirmed_at__isnull=True, head_confirmed_by__isnull=True)
+                | Q(head_confirmed_at__isnull=False, head_confirmed_by__isnull=False),
+                name="usage_report_head_confirmation_paired",
+            ),
+            # Confirmed means both the principal investigator and the head have confirmed.
+            models.CheckConstraint(
+                condition=~Q(status="confirmed")
+                | Q(pi_confirmed_at__isnull=False, head_confirmed_at__isnull=False),
+                name="usage_report_confirmed_by_both",
             ),
         ]
 
@@ -505,3 +575,40 @@ class GrantAmendment(models.Model):
     @property
     def needs_decision(self) -> bool:
         return bool(self.new_expires_on or self.users_to_add)
+
+
+class LapseWarning(models.Model):
+    """A warning sent before a grant, or what it rests on, lapses (``PORTAL_LAPSE_WARNING_DAYS``).
+
+    The row is inserted before the message is queued, under a unique constraint on (grant, what
+    lapses, its date, days before): a rerun, or two beat workers at once, never send one twice. A
+    new date (an extension approved, an approval renewed, the security re-attested) starts a new
+    series of warnings.
+    """
+
+    class Kind(models.TextChoices):
+        GRANT_EXPIRY = "grant_expiry", _("The grant expires")
+        PROTOCOL_APPROVAL = "protocol_approval", _("An ethics approval period ends")
+        SECURITY_REATTESTATION = "security_reattestation", _("The yearly security re-attestation lapses")
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="lapse_warnings",
+                              verbose_name=_("grant"))
+    kind = models.CharField(_("what lapses"), max_length=30, choices=Kind.choices)
+    # Which one, where a grant rests on several of a kind (a protocol's number); empty otherwise.
+    subject = models.CharField(_("which"), max_length=100, blank=True)
+    lapses_on = models.DateField(_("lapses on"))
+    days_before = models.PositiveSmallIntegerField(_("days before"))
+    recipients = models.JSONField(_("recipients"), default=list)
+    sent_at = models.DateTimeField(_("sent"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("lapse warning")
+        verbose_name_plural = _("lapse warnings")
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["grant", "kind", "subject", "lapses_on", "days_before"],
+                                    name="lapse_warning_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grant} {self.kind} {self.lapses_on} (-{self.days_before})"

@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 
 from django.utils import timezone, translation
+from django.utils.translation import pgettext, pgettext_lazy
 
 from portal.access.models import ProvisionRecord
-from portal.access.services.reports import LEGAL_BASIS_JA, PROCESSING_JA
+from portal.lib.csvexport import csv_lines
 
-# (label, value) in the order of REGULATION.md a5; the labels are the legal terms, always Japanese.
-COLUMNS: list[tuple[str, str]] = [
-    ("付与番号", "grant_reference"),
-    ("提供開始日", "provided_from"),
-    ("提供終了日", "provided_until"),
-    ("提供元機関の名称", "provider_name"),
-    ("提供元機関の住所", "provider_address"),
-    ("提供元機関の長（代表者）の氏名", "provider_head"),
-    ("提供元の研究責任者", "provider_responsible"),
-    ("提供先機関の名称", "recipient_name"),
-    ("提供先機関の住所", "recipient_address"),
-    ("提供先機関の代表者", "recipient_head"),
-    ("提供先の研究責任者", "recipient_responsible"),
-    ("研究課題名", "study_title"),
-    ("承認番号", "study_reference"),
-    ("研究対象者等を特定するに足りる事項", "subject_identification"),
-    ("試料・情報の項目", "data_items"),
-    ("取得の経緯", "acquisition_history"),
-    ("同意・オプトアウト手続の状況", "consent_status"),
-    ("提供の法的根拠", "legal_basis"),
-    ("加工の状態", "processing_state"),
-    ("外国にある第三者への提供", "foreign_provision"),
-    ("記録作成者", "recorded_by"),
-    ("記録媒体", "record_medium"),
-    ("提供元の保管期限", "provider_keep_until"),
-    ("提供先の保管期限", "recipient_keep_until"),
-    ("作成日時", "created_at"),
+# The record's items in the order of REGULATION.md a5. Each is labelled with its field's verbose
+# name, or where the record words it otherwise, with the label below; the Japanese is in the
+# catalogue, and the record is always written in Japanese (the legal terms).
+COLUMNS: list[str] = [
+    "grant_reference", "provided_from", "provided_until", "provider_name", "provider_address",
+    "provider_head", "provider_responsible", "recipient_name", "recipient_address", "recipient_head",
+    "recipient_responsible", "study_title", "study_reference", "subject_identification", "data_items",
+    "acquisition_history", "consent_status", "legal_basis", "processing_state", "foreign_provision",
+    "recorded_by", "record_medium", "custodian", "provider_keep_until", "recipient_keep_until", "created_at",
 ]
+_LABELS = {
+    "grant_reference": pgettext_lazy("provision record", "Grant number"),
+    "provider_name": pgettext_lazy("provision record", "Name of the providing institution"),
+    "provider_head": pgettext_lazy("provision record", "Name of the head (representative) of the providing institution"),
+    "recipient_name": pgettext_lazy("provision record", "Name of the receiving institution"),
+    "custodian": pgettext_lazy("provision record", "Custodian"),
+    "created_at": pgettext_lazy("provision record", "Created at"),
+}
+
+
+def column_labels() -> list[str]:
+    """The items' labels in the active language."""
+    return [str(_LABELS[name]) if name in _LABELS else str(ProvisionRecord._meta.get_field(name).verbose_name)
+            for name in COLUMNS]
 
 
 def record_values(record: ProvisionRecord) -> list[tuple[str, str]]:
@@ -46,16 +41,18 @@ def record_values(record: ProvisionRecord) -> list[tuple[str, str]]:
     with translation.override("ja"):
         values = {
             "grant_reference": record.grant.reference,
-            "legal_basis": LEGAL_BASIS_JA.get(record.legal_basis, record.legal_basis),  # type: ignore[call-overload]
-            "processing_state": PROCESSING_JA.get(record.processing_state, record.processing_state),  # type: ignore[call-overload]
+            "legal_basis": record.get_legal_basis_display(),
+            "processing_state": record.get_processing_state_display(),
             "recipient_keep_until": (
                 record.recipient_keep_until.isoformat() if record.recipient_keep_until
-                else "研究の終了報告後に確定（終了報告の日から5年）"
+                else pgettext("provision record", "Set once the study's completion is reported (5 years from that day)")
             ),
             "created_at": timezone.localtime(record.created_at).strftime("%Y-%m-%d %H:%M"),
+            "custodian": f"{record.custodian_name}（{record.get_custodian_display()}）"
+            if record.custodian_name else str(record.get_custodian_display()),
         }
         rows = []
-        for label, name in COLUMNS:
+        for label, name in zip(column_labels(), COLUMNS, strict=True):
             if name in values:
                 rows.append((label, values[name]))
                 continue
@@ -64,27 +61,18 @@ def record_values(record: ProvisionRecord) -> list[tuple[str, str]]:
     return rows
 
 
-def _csv_lines(records: Iterable[ProvisionRecord]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    yield "\ufeff"
-    writer.writerow([label for label, _name in COLUMNS])
-    yield flush()
+def _csv_rows(records: Iterable[ProvisionRecord]) -> Iterator[list[str]]:
+    with translation.override("ja"):
+        labels = column_labels()
+    yield labels
     for record in records:
-        writer.writerow([value for _label, value in record_values(record)])
-        yield flush()
+        yield [value for _label, value in record_values(record)]
 
 
 def provision_csv(records: Iterable[ProvisionRecord]) -> Iterator[str]:
-    """The records as CSV lines, starting with the BOM and the header row."""
-    return _csv_lines(records)
+    """The records as CSV lines, starting with the BOM and the header row; the study title and
+    names come from applicants, so they go through the one writer that neutralises formulas."""
+    return csv_lines(_csv_rows(records))
 
 
 def provision_pdf(record: ProvisionRecord) -> bytes:

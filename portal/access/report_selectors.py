@@ -10,7 +10,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from portal.access.models import Download, Grant, ProvisionRecord, UsageReport
-from portal.accounts.models import User
+from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
 from portal.societies.models import Society, SocietyMembership
 
@@ -74,27 +74,39 @@ def _with_grant(reports: QuerySet[UsageReport]) -> QuerySet[UsageReport]:
     return reports.select_related("grant__access_request", "grant__society", "submitted_by")
 
 
+def _confirmer_grants(user: User | object) -> Q:
+    """Grants whose reports ``user`` confirms: as principal investigator or head of the institution."""
+    return Q(access_request__principal_investigator=user) | Q(
+        access_request__organization__memberships__user=user,
+        access_request__organization__memberships__role=OrganizationMembership.Role.HEAD,
+    )
+
+
 def reports_of_applicant(user: User | object) -> QuerySet[UsageReport]:
-    """Reports owed by the grants ``user`` is named on or applied for."""
+    """Reports owed by the grants ``user`` is named on, applied for, or confirms."""
     if not getattr(user, "is_authenticated", False):
         return UsageReport.objects.none()
-    grant_ids = Grant.objects.filter(Q(users=user) | Q(access_request__applicant=user)).values("pk")
+    grant_ids = Grant.objects.filter(
+        Q(users=user) | Q(access_request__applicant=user) | _confirmer_grants(user)
+    ).values("pk")
     return _with_grant(UsageReport.objects.filter(grant_id__in=grant_ids)).order_by("status", "due_on", "id")
 
 
 def reports_to_review(user: User | object) -> QuerySet[UsageReport]:
     """Submitted reports of the societies ``user`` oversees, oldest first."""
     return _with_grant(
-        UsageReport.objects.filter(status=UsageReport.Status.SUBMITTED, grant__society__in=societies_overseen_by(user))
+        UsageReport.objects.filter(status__in=[UsageReport.Status.SUBMITTED, UsageReport.Status.CONFIRMED],
+                                   grant__society__in=societies_overseen_by(user))
     ).order_by("submitted_at", "id")
 
 
 def report_visible_to(user: User | object, pk: int) -> UsageReport | None:
-    """The report, if ``user`` is on its grant, applied for it, or oversees its society."""
+    """The report, if ``user`` is on its grant, applied for it, confirms it, or oversees its society."""
     if not getattr(user, "is_authenticated", False):
         return None
     grant_ids = Grant.objects.filter(
-        Q(users=user) | Q(access_request__applicant=user) | Q(society__in=societies_overseen_by(user))
+        Q(users=user) | Q(access_request__applicant=user) | _confirmer_grants(user)
+        | Q(society__in=societies_overseen_by(user))
     ).values("pk")
     return _with_grant(UsageReport.objects.filter(pk=pk, grant_id__in=grant_ids)).first()
 

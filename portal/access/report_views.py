@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from portal.access.models import ProvisionRecord, UsageReport
+from portal.access.models import Grant, ProvisionRecord, UsageReport
 from portal.access.provision import provision_csv, provision_pdf, record_values
-from portal.access.report_forms import ProvisionFilterForm, UsageReportForm
+from portal.access.report_forms import ProvisionFilterForm, StopForm, UsageReportForm
 from portal.access.report_selectors import (
     days_overdue,
     is_society_member,
@@ -52,8 +52,8 @@ def report_list(request: HttpRequest) -> HttpResponse:
     for report in reports:
         report.days_overdue = days_overdue(report, today)  # type: ignore[attr-defined]
     return render(request, "access/report_list.html", {
-        "reports": reports, "reminder_days": services.REMINDER_EVERY_DAYS,
-        "restrict_days": services.RESTRICT_AFTER_DAYS, "head_days": services.INSTITUTION_AFTER_DAYS,
+        "reports": reports, "reminder_days": services.reminder_every_days(),
+        "restrict_days": services.restrict_after_days(), "head_days": services.institution_after_days(),
     })
 
 
@@ -68,11 +68,48 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "grant": grant,
         "days_overdue": days_overdue(report),
         "may_submit": report.status == UsageReport.Status.DUE and services.is_named_user(request.user, grant),
-        "may_accept": report.status == UsageReport.Status.SUBMITTED
-        and services.may_review_reports(request.user, grant.society),
+        "may_accept": report.status == UsageReport.Status.CONFIRMED
+        or (report.status == UsageReport.Status.SUBMITTED and grant.access_request_id is None),
+        "confirm_as": [role for role in services.CONFIRM_AS if role in services.confirm_roles(request.user, grant)
+                       and report.status == UsageReport.Status.SUBMITTED
+                       and getattr(report, f"{role}_confirmed_at") is None],
         "kind_labels": services.output_kind_labels(),
+        "citations": services.dataset_citations(grant),
     }
+    context["may_accept"] = context["may_accept"] and services.may_review_reports(request.user, grant.society)
     return render(request, "access/report_detail.html", context)
+
+
+@login_required
+@require_POST
+def report_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    report = report_visible_to(request.user, pk)
+    if report is None:
+        raise Http404
+    try:
+        services.usage_report_confirm(report=report, as_role=request.POST.get("as_role", ""), by=request.user)  # type: ignore[arg-type]
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, _("Your confirmation was recorded."))
+    return redirect("access:report_detail", pk=report.pk)
+
+
+@login_required
+def report_stop(request: HttpRequest, grant_pk: int) -> HttpResponse:
+    """A named user reports that the research stopped: the stop report is opened, then written."""
+    grant = get_object_or_404(Grant.objects.filter(users=request.user), pk=grant_pk)
+    form = StopForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = services.usage_report_stop(grant=grant, reason=form.cleaned_data["reason"], by=request.user)  # type: ignore[arg-type]
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, _("The stop report was opened. Write it now."))
+            return redirect("access:report_submit", pk=report.pk)
+    return render(request, "access/report_stop.html", {"grant": grant, "form": form})
 
 
 @login_required
@@ -96,7 +133,9 @@ def report_submit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("The report was submitted."))
             return redirect("access:report_detail", pk=report.pk)
-    return render(request, "access/report_submit.html", {"report": report, "form": form})
+    return render(request, "access/report_submit.html", {
+        "report": report, "form": form, "citations": services.dataset_citations(report.grant),
+    })
 
 
 @login_required

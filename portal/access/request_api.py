@@ -69,7 +69,9 @@ class AccessRequestDetailSerializer(AccessRequestListSerializer):
 
     class Meta(AccessRequestListSerializer.Meta):
         fields = [*AccessRequestListSerializer.Meta.fields, "summary", "expected_outputs", "processing_level",
-                  "environment", "foreign_access", "foreign_country", "wants_linkage", "reviews", "releases",
+                  "environment", "security_level", "foreign_access", "foreign_country", "wants_linkage",
+                  "pi_title", "pi_researcher_number_kind", "pi_researcher_number", "pi_research_record",
+                  "head_name", "head_title", "head_email", "reviews", "releases",
                   "named_users", "comments", "security_answers"]
         read_only_fields = fields
 

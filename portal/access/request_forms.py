@@ -10,18 +10,22 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.access.models import (
     CommitteeVote,
+    Custodian,
     Environment,
     LegalBasis,
     ProcessingLevel,
     Purpose,
     RequestComment,
     RequestUser,
+    ResearcherNumberKind,
     SecurityAnswer,
+    SecurityLevel,
     SocietyReview,
 )
 from portal.access.security_items import CATEGORY_LABELS, SECURITY_ITEMS
 from portal.accounts.models import Organization, User
 from portal.datasets.models import DatasetRelease, DatasetStatus
+from portal.ethics.fields import ProtocolChoiceField
 from portal.ethics.models import Protocol
 
 NAMED_USER_ROWS = 5
@@ -75,20 +79,39 @@ class RequestForm(forms.Form):
     """The whole application, in the sections of REGULATION.md a6 and a7."""
 
     SECTIONS = (
-        ("team", _("Applicant and team"), ["organization", "principal_investigator_email", "signatory_email"]),
+        ("team", _("Applicant and team"), ["organization", "principal_investigator_email", "pi_title",
+                                           "pi_researcher_number_kind", "pi_researcher_number", "pi_research_record",
+                                           "signatory_email"]),
+        ("head", _("Head of the applicant's institution"), ["head_name", "head_title", "head_email"]),
         ("approvals", _("Ethics approval"), ["ethics_protocol", "ethics_committee_name", "ethics_approval_number",
                                              "ethics_approval_date", "ethics_approval_file"]),
         ("purpose", _("Purpose and legal basis"), ["title", "summary", "purpose", "expected_outputs", "legal_basis",
                                                    "joint_research_number", "joint_research_parties",
                                                    "joint_research_date"]),
         ("data", _("Data requested"), ["releases", "wants_linkage", "processing_level"]),
-        ("environment", _("Environment"), ["environment", "foreign_access", "foreign_country"]),
+        ("environment", _("Environment"), ["environment", "security_level", "foreign_access", "foreign_country"]),
         ("period", _("Period of use"), ["period_start", "period_end"]),
     )
 
     organization = forms.ModelChoiceField(label=_("Applicant organisation"), queryset=Organization.objects.none(),
                                           empty_label=None)
     principal_investigator_email = forms.EmailField(label=_("Principal investigator (e-mail)"), required=False)
+    pi_title = forms.CharField(label=_("Principal investigator's title"), max_length=200, required=False)
+    pi_researcher_number_kind = forms.ChoiceField(
+        label=_("Kind of researcher number"), choices=[("", "—"), *ResearcherNumberKind.choices], required=False)
+    pi_researcher_number = forms.CharField(
+        label=_("Researcher number"), max_length=100, required=False,
+        help_text=_("e-Rad researcher number (8 digits) or researchmap ID."))
+    pi_research_record = forms.CharField(
+        label=_("Research record (related papers)"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    head_name = forms.CharField(label=_("Name of the head of the institution"), max_length=200, required=False,
+                                help_text=_("The person who permits the research at your institution."))
+    head_title = forms.CharField(label=_("Title of the head of the institution"), max_length=200, required=False)
+    head_email = forms.EmailField(label=_("E-mail of the head of the institution"), required=False)
+    security_level = forms.ChoiceField(
+        label=_("Security level claimed"), choices=[("", "—"), *SecurityLevel.choices], required=False,
+        help_text=_("The level of the NBDC security guideline for data users. The self-assessment below must "
+                    "show every item the level needs as in place."))
     signatory_email = forms.EmailField(
         label=_("Authorised signatory (e-mail)"), required=False,
         help_text=_("The representative of the organisation, or their delegate, who signs the agreements."))
@@ -97,15 +120,19 @@ class RequestForm(forms.Form):
     purpose = forms.ChoiceField(label=_("Purpose of use"), choices=[("", "—"), *Purpose.choices], required=False)
     expected_outputs = forms.MultipleChoiceField(label=_("Expected outputs"), choices=EXPECTED_OUTPUT_CHOICES,
                                                  widget=forms.CheckboxSelectMultiple, required=False)
-    legal_basis = forms.ChoiceField(label=_("Legal basis for the provision"),
-                                    choices=[("", "—"), *LegalBasis.choices], required=False)
+    legal_basis = forms.ChoiceField(
+        label=_("Legal basis for the provision"), choices=[("", "—"), *LegalBasis.choices], required=False,
+        help_text=_("On what ground under the ethics guideline and the APPI the society may provide the data to "
+                    "you; it is printed on the provision record."))
     joint_research_number = forms.CharField(label=_("Joint-research agreement number"), max_length=100,
                                             required=False)
     joint_research_parties = forms.CharField(label=_("Joint-research agreement parties"), required=False,
                                              widget=forms.Textarea(attrs={"rows": 2}))
     joint_research_date = forms.DateField(label=_("Joint-research agreement date"), required=False, widget=DATE)
-    ethics_protocol = forms.ModelChoiceField(label=_("Ethics approval in the portal"),
-                                             queryset=Protocol.objects.none(), required=False)
+    ethics_protocol = ProtocolChoiceField(
+        label=_("Ethics approval in the portal"), required=False,
+        help_text=_("A protocol of yours approved by an ethics committee in this portal; otherwise give the "
+                    "committee, approval number and date below."))
     ethics_committee_name = forms.CharField(label=_("Ethics committee (outside the portal)"), max_length=200,
                                             required=False)
     ethics_approval_number = forms.CharField(label=_("Approval number"), max_length=100, required=False)
@@ -114,8 +141,10 @@ class RequestForm(forms.Form):
     releases = ReleaseChoiceField(label=_("Releases requested"), queryset=DatasetRelease.objects.none(),
                                   required=False, widget=forms.CheckboxSelectMultiple)
     wants_linkage = forms.BooleanField(label=_("Linked records across societies requested"), required=False)
-    processing_level = forms.ChoiceField(label=_("Required processing level"),
-                                         choices=[("", "—"), *ProcessingLevel.choices], required=False)
+    processing_level = forms.ChoiceField(
+        label=_("Required processing level"), choices=[("", "—"), *ProcessingLevel.choices], required=False,
+        help_text=_("The form in which your research needs the data: pseudonymised (subjects can be followed by "
+                    "a code), anonymised, or statistics only."))
     environment = forms.ChoiceField(label=_("Environment"), choices=[("", "—"), *Environment.choices],
                                     required=False)
     foreign_access = forms.BooleanField(label=_("Access or transfer from abroad"), required=False)
@@ -148,6 +177,7 @@ class RequestForm(forms.Form):
         self.fields["ethics_approval"] = forms.CharField(required=False, widget=forms.HiddenInput)
         self.fields["joint_research"] = forms.CharField(required=False, widget=forms.HiddenInput)
         self.fields["period"] = forms.CharField(required=False, widget=forms.HiddenInput)
+        self.fields["head"] = forms.CharField(required=False, widget=forms.HiddenInput)
 
     @staticmethod
     def initial_for(access_request) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -157,7 +187,9 @@ class RequestForm(forms.Form):
                 "title", "summary", "purpose", "expected_outputs", "legal_basis", "joint_research_number",
                 "joint_research_parties", "joint_research_date", "ethics_committee_name", "ethics_approval_number",
                 "ethics_approval_date", "wants_linkage", "processing_level", "environment", "foreign_access",
-                "foreign_country", "period_start", "period_end",
+                "foreign_country", "period_start", "period_end", "pi_title", "pi_researcher_number_kind",
+                "pi_researcher_number", "pi_research_record", "head_name", "head_title", "head_email",
+                "security_level",
             )
         }
         initial |= {
@@ -212,7 +244,9 @@ class RequestForm(forms.Form):
             "organization", "title", "summary", "purpose", "legal_basis", "joint_research_number",
             "joint_research_parties", "joint_research_date", "ethics_protocol", "ethics_committee_name",
             "ethics_approval_number", "ethics_approval_date", "wants_linkage", "processing_level", "environment",
-            "foreign_access", "foreign_country", "period_start", "period_end",
+            "foreign_access", "foreign_country", "period_start", "period_end", "pi_title",
+            "pi_researcher_number_kind", "pi_researcher_number", "pi_research_record", "head_name", "head_title",
+            "head_email", "security_level",
         )}
         fields = {k: ("" if v is None and k not in {"joint_research_date", "ethics_protocol", "ethics_approval_date",
                                                      "period_start", "period_end"} else v)
@@ -280,3 +314,10 @@ class SignForm(forms.Form):
 class CountersignForm(forms.Form):
     countersigner_name = forms.CharField(label=_("Your name"), max_length=200)
     countersigner_title = forms.CharField(label=_("Your title"), max_length=200)
+    record_custodian = forms.ChoiceField(
+        label=_("Custodian of the provision record"), choices=Custodian.choices, initial=Custodian.PROVIDER,
+        widget=forms.RadioSelect, required=False,
+        help_text=_("The society keeps the provision record, or delegates its custody to the recipient."))
+
+    def clean_record_custodian(self) -> str:
+        return self.cleaned_data.get("record_custodian") or Custodian.PROVIDER

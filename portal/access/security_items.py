@@ -82,6 +82,30 @@ SECURITY_ITEMS: tuple[SecurityItem, ...] = (
 
 ITEMS_BY_KEY = {item.key: item for item in SECURITY_ITEMS}
 
+# The items a security level (NBDC: 標準レベル Type I / ハイレベル Type II) needs answered "in place"
+# (対応済) in the self-assessment. Type II adds the server room, isolation from the internet,
+# encryption at rest, backups, audits and contractor management to what Type I needs.
+TYPE_I_ITEMS: tuple[str, ...] = (
+    "security_manager", "rules_procedures", "training_records", "incident_reporting", "media_management",
+    "registered_users_only", "authentication", "access_rights", "access_logs", "malware_patching",
+    "transport_encryption", "no_unpermitted_copies", "screen_lock", "secure_deletion", "no_reidentification",
+)
+TYPE_II_ITEMS: tuple[str, ...] = (
+    *TYPE_I_ITEMS, "contractor_management", "audit", "server_location", "theft_prevention", "time_sync", "network_isolation",
+    "storage_encryption", "backup",
+)
+LEVEL_ITEMS: dict[str, tuple[str, ...]] = {"type_1": TYPE_I_ITEMS, "type_2": TYPE_II_ITEMS}
+# Data used on a server outside the institution: that server must meet the external-server rules.
+EXTERNAL_SERVER_ITEM = "approved_external_server"
+
+
+def items_missing_for_level(level: str, statuses: dict[str, str], *, external_server: bool = False) -> list[SecurityItem]:
+    """The items ``level`` needs whose answer (``statuses``: key → status) is not "done", in checklist order."""
+    needed = set(LEVEL_ITEMS.get(level, ()))
+    if external_server:
+        needed.add(EXTERNAL_SERVER_ITEM)
+    return [item for item in SECURITY_ITEMS if item.key in needed and statuses.get(item.key) != "done"]
+
 
 def item_label(item: SecurityItem, language: str | None = None) -> str:
     from django.utils.translation import get_language

@@ -1,10 +1,11 @@
-"""Thin Celery tasks of the grants: expiry and pause/resume, both idempotent (beat)."""
+"""Thin Celery tasks of the grants: expiry, pause/resume and lapse warnings, all idempotent (beat)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from portal.access.services.grants import grant_expire_due, grant_refresh_all
+from portal.access.services.warnings import lapse_warnings_send
 
 
 @shared_task(name="access.expire_grants", time_limit=600, soft_time_limit=540)
@@ -17,3 +18,9 @@ def expire_grants_task() -> int:
 def refresh_grants_task() -> int:
     """Pause grants whose protocol, notice, agreement or self-assessment lapsed; resume the rest."""
     return grant_refresh_all()
+
+
+@shared_task(name="access.send_lapse_warnings", time_limit=900, soft_time_limit=840)
+def send_lapse_warnings_task() -> int:
+    """Warn 90/60/30 days before a grant or what it rests on lapses; a rerun sends nothing new."""
+    return len(lapse_warnings_send())

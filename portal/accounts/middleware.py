@@ -11,8 +11,9 @@ from portal.accounts.roles import has_mfa, requires_mfa
 
 # Paths a user who still has to set up a second factor may reach: the account pages themselves
 # (MFA set-up, sign-out, password), the language switch, static files, health and the API (whose
-# own permission refuses such users with a JSON error).
-_OPEN_PREFIXES = ("/accounts/", "/i18n/", "/static/", "/healthz", "/api/")
+# own permission refuses such users with a JSON error). The header's unread count is fetched by htmx on
+# every page, the set-up page included: redirecting it would reload that page for ever.
+_OPEN_PREFIXES = ("/accounts/", "/i18n/", "/static/", "/healthz", "/api/", "/notifications/unread-count/")
 
 
 class MFARequiredMiddleware:

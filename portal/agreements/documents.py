@@ -1,9 +1,10 @@
 """The signed agreement as a PDF (データ利用契約書): the exact terms and full text of the version
 signed, the application, the data, and the signatures.
 
-The document is an official Japanese document, so its fixed text is Japanese whatever the reader's
-language (as the ethics notices are). It is rendered from the terms stored with the signature, not
-from the version row, so the PDF states what was signed.
+The document is an official Japanese document, so it is rendered in Japanese whatever the reader's
+language (as the ethics notices are); its labels come from the models and the catalogue. It is
+rendered from the terms stored with the signature, not from the version row, so the PDF states
+what was signed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.db.models import BooleanField
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from portal.agreements.models import (
     AgreementTemplate,
@@ -23,63 +27,64 @@ from portal.agreements.models import (
 )
 from portal.lib.pdf import render_pdf
 
-OWNERS_JA = {
-    Owner.SOCIETY: "学会",
-    Owner.PROVIDING_INSTITUTIONS: "提供元の医療機関",
-    Owner.USER: "利用者",
-    Owner.JOINT: "共有",
+# How the document words a term where the form's field label reads differently; every other term
+# is labelled with its field's verbose name. All Japanese is in the catalogue.
+_DOCUMENT_LABELS = {
+    "cite_dataset_release": pgettext_lazy("agreement document", "Citation of the dataset and release"),
+    "commercial_use_allowed": pgettext_lazy("agreement document", "Commercial use"),
+    "fee_jpy": pgettext_lazy("agreement document", "Fee"),
+    "term_months": gettext_lazy("Period of use"),
+    "extension_allowed": pgettext_lazy("agreement document", "Extension of the period of use"),
+    "onward_transfer_prohibited": pgettext_lazy("agreement document", "Onward transfer to third parties"),
+    "reidentification_prohibited": pgettext_lazy("agreement document", "Re-identification"),
+    "contact_subjects_prohibited": pgettext_lazy("agreement document", "Contact with research subjects"),
+    "resign_on_new_version": pgettext_lazy("agreement document", "Re-signing when a new version is published"),
 }
-KINDS_JA = {
-    AgreementTemplate.Kind.DATA_USE: "データ利用契約書",
-    AgreementTemplate.Kind.JOINT_RESEARCH: "共同研究契約書",
+# What a yes/no term says, (when true, when false): most are duties, some permissions, some bans.
+_REQUIRED = (pgettext_lazy("agreement term", "Required"), pgettext_lazy("agreement term", "Not required"))
+_ALLOWED = (pgettext_lazy("agreement term", "Allowed"), pgettext_lazy("agreement term", "Not allowed"))
+_PROHIBITED = (pgettext_lazy("agreement term", "Prohibited"), pgettext_lazy("agreement term", "Not prohibited"))
+_FLAG_WORDS = {
+    "commercial_use_allowed": _ALLOWED,
+    "extension_allowed": _ALLOWED,
+    "onward_transfer_prohibited": _PROHIBITED,
+    "reidentification_prohibited": _PROHIBITED,
+    "contact_subjects_prohibited": _PROHIBITED,
 }
-# (label, shown when true, shown when false) for every yes/no term.
-FLAGS_JA: dict[str, tuple[str, str, str]] = {
-    "model_licence_to_society": ("派生モデルの学会への研究目的での無償ライセンス", "要", "不要"),
-    "patent_notice_required": ("特許出願の学会への通知", "要", "不要"),
-    "patent_consent_required": ("特許出願についての学会の同意", "要", "不要"),
-    "patent_licence_back": ("学会への特許のライセンスバック", "要", "不要"),
-    "acknowledgement_required": ("学会への謝辞の記載", "要", "不要"),
-    "cite_dataset_release": ("データセット及びリリースの引用", "要", "不要"),
-    "commercial_use_allowed": ("商用利用", "可", "不可"),
-    "extension_allowed": ("利用期間の延長", "可", "不可"),
-    "destruction_at_end": ("利用終了時のデータの消去", "要", "不要"),
-    "deletion_certificate_required": ("データ消去証明書の提出", "要", "不要"),
-    "onward_transfer_prohibited": ("第三者への再提供", "禁止", "禁止しない"),
-    "reidentification_prohibited": ("再識別", "禁止", "禁止しない"),
-    "contact_subjects_prohibited": ("研究対象者への接触", "禁止", "禁止しない"),
-    "resign_on_new_version": ("新しい版の公開時の再署名", "要", "不要"),
+_OWNER_FIELDS = {"images_owner", "annotated_data_owner", "model_owner"}
+# The document's title per kind of agreement (the kind's own label names the kind, without 書).
+_TITLES = {
+    AgreementTemplate.Kind.DATA_USE: pgettext_lazy("agreement document title", "Data-use agreement"),
+    AgreementTemplate.Kind.JOINT_RESEARCH: pgettext_lazy("agreement document title", "Joint-research agreement"),
 }
-LABELS_JA = {
-    "images_owner": "画像の帰属",
-    "annotated_data_owner": "アノテーション済み学習データの帰属",
-    "model_owner": "データから派生したモデル及びアルゴリズムの帰属",
-    "publication_duties_ja": "成果の公表及び謝辞に関する義務",
-    "fee_jpy": "利用料",
-    "fee_terms_ja": "利用料の条件",
-    "term_months": "利用期間",
-    "security_obligations_ja": "安全管理措置の義務",
-    "benefit_sharing_ja": "アノテーション作業者への利益還元",
-} | {name: label for name, (label, _yes, _no) in FLAGS_JA.items()}
 
 
-def term_rows_ja(terms: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) in Japanese for every structured term, in the model's order."""
+def term_label(name: str) -> str:
+    """The document's label of one term, in the active language."""
+    if name in _DOCUMENT_LABELS:
+        return str(_DOCUMENT_LABELS[name])
+    return str(AgreementTemplateVersion._meta.get_field(name).verbose_name)
+
+
+def term_rows(terms: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) for every structured term, in the model's order, in the active language."""
     rows = []
     for name in AgreementTemplateVersion.TERM_FIELDS:
         value = terms.get(name)
-        if name in FLAGS_JA:
-            _label, yes, no = FLAGS_JA[name]
-            text = yes if value else no
-        elif name in {"images_owner", "annotated_data_owner", "model_owner"}:
-            text = OWNERS_JA.get(value, str(value))  # type: ignore[call-overload]
+        field = AgreementTemplateVersion._meta.get_field(name)
+        if isinstance(field, BooleanField):
+            yes, no = _FLAG_WORDS.get(name, _REQUIRED)
+            text = str(yes if value else no)
+        elif name in _OWNER_FIELDS:
+            text = str(Owner(value).label) if value in Owner.values else str(value)
         elif name == "fee_jpy":
-            text = "無償" if not value else f"{int(value):,}円"
+            text = _("Free of charge") if not value else pgettext("agreement term", "%(amount)s yen") % {
+                "amount": f"{int(value):,}"}
         elif name == "term_months":
-            text = f"{value}か月"
+            text = pgettext("agreement term", "%(months)s months") % {"months": value}
         else:
-            text = str(value or "").strip() or "なし"
-        rows.append((LABELS_JA[name], text))
+            text = str(value or "").strip() or _("None")
+        rows.append((term_label(name), text))
     return rows
 
 
@@ -103,9 +108,16 @@ def agreement_pdf_render(agreement: SignedAgreement) -> bytes:
         request.releases.filter(dataset__society_id=agreement.society_id)
         .select_related("dataset").order_by("dataset__slug", "version")
     )
-    context = {
+    with translation.override("ja"):
+        context = _context(agreement, version, template, request, releases)
+        return render_pdf("agreement.html", context)
+
+
+def _context(agreement: SignedAgreement, version: AgreementTemplateVersion, template: AgreementTemplate,
+             request: Any, releases: Any) -> dict[str, Any]:
+    return {
         "agreement": agreement,
-        "heading": KINDS_JA.get(template.kind, "契約書"),  # type: ignore[call-overload]
+        "heading": str(_TITLES.get(template.kind, gettext_lazy("Agreement"))),  # type: ignore[call-overload]
         "template": template,
         "version": version,
         "society": agreement.society,
@@ -116,14 +128,12 @@ def agreement_pdf_render(agreement: SignedAgreement) -> bytes:
                       "version": release.version,
                       "deid_job": release.source_reference if release.source == "deid_job" else ""}
                      for release in releases],
-        "terms": term_rows_ja(agreement.terms),
+        "terms": term_rows(agreement.terms),
         "signed_at": japanese_datetime(agreement.signed_at),
         "signatory": _person(agreement.signatory_name, agreement.signatory_title),
         "countersigned_at": japanese_datetime(agreement.countersigned_at),
         "countersigner": _person(agreement.countersigner_name, agreement.countersigner_title),
     }
-    with translation.override("ja"):
-        return render_pdf("agreement.html", context)
 
 
 def agreement_pdf_store(agreement: SignedAgreement, *, stage: str) -> str:

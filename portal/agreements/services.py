@@ -13,9 +13,9 @@ changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -33,9 +33,9 @@ from portal.agreements.models import (
 )
 from portal.agreements.selectors import current_version_for, may_countersign, may_manage_agreements
 from portal.audit.services import audit_record
-from portal.lib.mail import mail_after_commit
+from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
-from portal.societies.selectors import member_emails
+from portal.societies.selectors import member_users
 
 Version = AgreementTemplateVersion
 # What a draft's author sets; the terms are the structured fields compared across societies.
@@ -55,14 +55,14 @@ def _require_manager(user: User | None, society: Society) -> None:
 
 def _link(name: str, *args: Any) -> str:
     try:
-        return f"{settings.PORTAL_BASE_URL}{reverse(name, args=args)}"
+        return reverse(name, args=args)
     except NoReverseMatch:
         return ""
 
 
-def _notify(subject: str, lines: list[str], recipients: list[str]) -> None:
+def _notify(subject: str, lines: list[str], recipients: Iterable[User | None], url: str) -> None:
     body = "\n\n".join(line for line in lines if line)
-    mail_after_commit(area=_("Agreements"), subject=subject, body=body, recipients=recipients)
+    notification_send(recipients=recipients, area=_("Agreements"), subject=subject, body=body, url=url)
 
 
 # --- Versions -----------------------------------------------------------------------------------
@@ -218,16 +218,16 @@ def agreement_version_publish(*, version: Version, by: User) -> Version:
                      "resign_on_new_version": locked.resign_on_new_version},
         )
         if previous is not None and locked.resign_on_new_version:
-            holders = SignedAgreement.objects.filter(
+            holders = User.objects.filter(pk__in=SignedAgreement.objects.filter(
                 template_version__template=template, status=SignedAgreement.Status.COMPLETED,
-            ).exclude(template_version=locked).values_list("signatory__email", flat=True)
+            ).exclude(template_version=locked).values("signatory_id")).order_by("pk")
             _notify(
                 _("A new version of %(name)s must be signed") % {"name": template.name_ja},
                 [_("%(society)s published version %(number)s of %(name)s and asks every holder to sign it again. "
                    "Until you do, access that rests on the earlier version is paused.")
-                 % {"society": template.society.name_ja, "number": locked.number, "name": template.name_ja},
-                 _link("agreements:version_detail", locked.pk)],
-                list(holders),
+                 % {"society": template.society.name_ja, "number": locked.number, "name": template.name_ja}],
+                holders,
+                _link("agreements:version_detail", locked.pk),
             )
     return locked
 
@@ -294,9 +294,9 @@ def agreement_sign(
                "An admin of %(society)s now countersigns it.")
              % {"name": agreement.signatory_name, "title": agreement.signatory_title,
                 "organisation": request.organization.name_ja, "agreement": version.template.name_ja,
-                "number": version.number, "society": society.name_ja},
-             _link("access:request_detail", request.pk)],
-            member_emails(society, SocietyMembership.Role.ADMIN),
+                "number": version.number, "society": society.name_ja}],
+            member_users(society, SocietyMembership.Role.ADMIN),
+            _link("access:request_detail", request.pk),
         )
     return agreement
 
@@ -346,8 +346,8 @@ def agreement_countersign(
             % {"society": locked.society.name_ja, "reference": request.reference},
             [f"{request.reference} {request.title}",
              _("%(society)s countersigned the agreement. You can download the signed PDF.")
-             % {"society": locked.society.name_ja},
-             _link("agreements:signed_pdf", locked.pk)],
-            [request.applicant.email, locked.signatory.email],
+             % {"society": locked.society.name_ja}],
+            [request.applicant, locked.signatory],
+            _link("agreements:signed_pdf", locked.pk),
         )
     return locked

@@ -6,13 +6,12 @@ notice: CSV on its first line, JSON as ``demo_notice`` (null for other models).
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from django.utils.translation import gettext as _
 
 from portal.ai.models import DEMO_NOTICE, InferenceItem, InferenceJob
+from portal.lib.csvexport import csv_text
 
 
 def _items(job: InferenceJob) -> list[InferenceItem]:
@@ -46,25 +45,22 @@ def results_rows(job: InferenceJob) -> list[dict[str, Any]]:
 
 
 def results_csv(job: InferenceJob) -> str:
-    """UTF-8 text starting with a BOM (Excel reads it as UTF-8); the demo notice as its first line."""
+    """UTF-8 text starting with a BOM (Excel reads it as UTF-8); the demo notice as its first line.
+    File names are the uploader's: the one CSV writer neutralises any a spreadsheet would run."""
     version = job.version
     codes = version.label_codes
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
+    rows: list[list[Any]] = []
     if version.model.is_demo:
-        writer.writerow([str(DEMO_NOTICE)])
-    writer.writerow(
-        ["position", "file", "input_sha256", "status", "label", "label_name",
-         *(f"p_{code}" for code in codes), "reason"]
-    )
+        rows.append([str(DEMO_NOTICE)])
+    rows.append(["position", "file", "input_sha256", "status", "label", "label_name",
+                 *(f"p_{code}" for code in codes), "reason"])
     for row in results_rows(job):
         probabilities = row["probabilities"]
-        writer.writerow([
+        rows.append([
             row["position"], row["file"], row["input_sha256"], row["status"], row["label"], row["label_name"],
             *(f"{probabilities[code]:.6f}" if code in probabilities else "" for code in codes), row["reason"],
         ])
-    return out.getvalue()
+    return csv_text(rows)
 
 
 def results_json(job: InferenceJob) -> dict[str, Any]:

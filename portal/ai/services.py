@@ -66,9 +66,9 @@ from portal.audit.services import audit_record
 from portal.core.vocabulary import Modality
 from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.datasets.selectors import may_manage_society
-from portal.lib.mail import mail_after_commit
+from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
-from portal.societies.selectors import member_emails
+from portal.societies.selectors import member_users
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,12 @@ def _require_manager(user: Any, model: AIModel) -> None:
         raise PermissionDenied(_("Only an admin of the model's society or the platform operator can do this."))
 
 
-def _send(subject: str, body: str, recipients: Iterable[str]) -> None:
-    mail_after_commit(area=_("AI models"), subject=subject, body=body, recipients=recipients)
+def _send(subject: str, body: str, recipients: Iterable[User], url: str = "") -> None:
+    notification_send(recipients=recipients, area=_("AI models"), subject=subject, body=body, url=url)
 
 
-def _model_link(model: AIModel) -> str:
-    return f"{settings.PORTAL_BASE_URL}/ai/{model.slug}/"
+def _model_url(model: AIModel) -> str:
+    return f"/ai/{model.slug}/"
 
 
 def _read_limited(source: Any, limit: int) -> tuple[bytes | None, str, int]:
@@ -449,10 +449,10 @@ def provenance_release_withdrawn(*, release: DatasetRelease, by: User | None = N
         _send(
             _("A release model %(model)s %(version)s was built on was withdrawn") % {
                 "model": version.model.slug, "version": version.version},
-            _("Release %(release)s (%(uses)s) was withdrawn: %(reason)s\n\n%(link)s") % {
-                "release": str(release), "uses": _used_for(uses), "reason": release.withdrawal_reason,
-                "link": _model_link(version.model)},
-            member_emails(version.model.society_id, SocietyMembership.Role.ADMIN),
+            _("Release %(release)s (%(uses)s) was withdrawn: %(reason)s") % {
+                "release": str(release), "uses": _used_for(uses), "reason": release.withdrawal_reason},
+            member_users(version.model.society_id, SocietyMembership.Role.ADMIN),
+            _model_url(version.model),
         )
     return notices
 
@@ -477,11 +477,10 @@ def provenance_subjects_opted_out(
             _send(
                 _("Subjects of a release model %(model)s %(version)s was built on opted out") % {
                     "model": version.model.slug, "version": version.version},
-                _("Opt-out request %(reference)s concerns %(files)d files of release %(release)s (%(uses)s)."
-                  "\n\n%(link)s") % {
-                    "reference": reference, "files": files, "release": str(release), "uses": _used_for(uses),
-                    "link": _model_link(version.model)},
-                member_emails(version.model.society_id, SocietyMembership.Role.ADMIN),
+                _("Opt-out request %(reference)s concerns %(files)d files of release %(release)s (%(uses)s).") % {
+                    "reference": reference, "files": files, "release": str(release), "uses": _used_for(uses)},
+                member_users(version.model.society_id, SocietyMembership.Role.ADMIN),
+                _model_url(version.model),
             )
     return notices
 
@@ -512,10 +511,10 @@ def access_request_submit(*, model: AIModel, user: User, purpose: str) -> ModelA
         })
         _send(
             _("Request to run model %(model)s") % {"model": model.slug},
-            _("%(user)s asks to run %(model)s:\n\n%(purpose)s\n\n%(link)s") % {
-                "user": user.email, "model": model.name_ja, "purpose": purpose,
-                "link": f"{settings.PORTAL_BASE_URL}/ai/manage/requests/"},
-            member_emails(model.society_id, SocietyMembership.Role.ADMIN),
+            _("%(user)s asks to run %(model)s:\n\n%(purpose)s") % {
+                "user": user.email, "model": model.name_ja, "purpose": purpose},
+            member_users(model.society_id, SocietyMembership.Role.ADMIN),
+            "/ai/manage/requests/",
         )
     return request
 
@@ -550,7 +549,7 @@ def access_request_decide(
         })
         subject = (_("Your request to run %(model)s was approved") if approve
                    else _("Your request to run %(model)s was rejected")) % {"model": locked.model.slug}
-        _send(subject, "\n\n".join(p for p in (note, _model_link(locked.model)) if p), [locked.user.email])
+        _send(subject, note, [locked.user], _model_url(locked.model))
     request.refresh_from_db()
     return request
 
@@ -587,7 +586,7 @@ def access_revoke(*, request: ModelAccessRequest, reason: str, by: User) -> Mode
         })
         _send(
             _("Your access to model %(model)s was revoked") % {"model": locked.model.slug},
-            "\n\n".join((reason, _model_link(locked.model))), [locked.user.email],
+            reason, [locked.user], _model_url(locked.model),
         )
     request.refresh_from_db()
     return request

@@ -15,7 +15,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from portal.accounts.roles import Role, roles_for
+from portal.accounts.roles import ETHICS_COMMITTEE_ROLES, Role, badges_for, roles_for
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ NAVIGATION = (
     NavItem(_("Home"), "home", None),
     NavItem(_("Societies"), "societies:list", None),
     NavItem(_("Research ethics committees"), "committees:list", None),
-    NavItem(_("Datasets"), "catalogue:list", None),
+    NavItem(_("Dataset catalogue"), "catalogue:list", None),
     NavItem(_("Opt-out notices"), "optout_public:list", None),
     NavItem(_("AI models"), "ai:model_list", None),
 )
@@ -63,10 +63,13 @@ NAVIGATION_GROUPS = (
         NavItem(_("My AI jobs"), "ai:job_list", A),
     )),
     NavGroup("review", pgettext_lazy("navigation", "Reviews"), (
-        NavItem(_("Review inbox"), "ethics:inbox", frozenset({Role.COMMITTEE_MEMBER})),
+        NavItem(_("Review inbox"), "ethics:inbox", ETHICS_COMMITTEE_ROLES),
+        # The chair may do the secretariat's work as well (ethics.services._require_secretariat).
+        NavItem(_("Ethics secretariat queue"), "ethics:secretariat_queue",
+                frozenset({Role.ETHICS_SECRETARIAT, Role.ETHICS_CHAIR})),
         NavItem(_("Awaiting permission"), "ethics:head_queue", frozenset({Role.INSTITUTION_HEAD})),
-        NavItem(_("Screening queue"), "access:steward_queue", frozenset({Role.STEWARD, Role.SOCIETY_ADMIN})),
-        NavItem(_("Access committee inbox"), "access:committee_inbox", frozenset({Role.ACCESS_COMMITTEE})),
+        NavItem(_("Data-access applications to screen"), "access:steward_queue", frozenset({Role.STEWARD, Role.SOCIETY_ADMIN})),
+        NavItem(_("Data access committee inbox"), "access:committee_inbox", frozenset({Role.ACCESS_COMMITTEE})),
         NavItem(_("Usage reports to review"), "access:report_review", SOCIETY_STAFF),
     )),
     NavGroup("society", _("Society management"), (
@@ -74,7 +77,7 @@ NAVIGATION_GROUPS = (
         NavItem(_("Anonymisation jobs"), "deid:list", MANAGERS),
         NavItem(_("Opt-out notices (management)"), "optout:notice_list", MANAGERS),
         NavItem(_("Opt-out requests"), "optout:request_list", SOCIETY_STAFF),
-        NavItem(_("Record linkage"), "linkage:search", MANAGERS),
+        NavItem(_("Record linkage across societies"), "linkage:search", MANAGERS),
         NavItem(_("Agreement templates"), "agreements:template_list", MANAGERS),
         NavItem(_("Provision records"), "access:provision_list", SOCIETY_STAFF),
         NavItem(_("Data access overview"), "access:society_overview_index", SOCIETY_STAFF),
@@ -87,7 +90,7 @@ NAVIGATION_GROUPS = (
     )),
     NavGroup("account", _("Account"), (
         NavItem(_("API tokens"), "accounts:token_list", A),
-        NavItem(_("Account security"), "mfa_index", A),
+        NavItem(_("Two-Factor Authentication"), "mfa_index", A),
         NavItem(_("API documentation"), "api-docs", None),
     )),
 )
@@ -106,4 +109,4 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         # The API documentation alone does not make an "Account" menu for a visitor.
         if any(item.roles is not None for item in links):
             groups.append((group, links))
-    return {"nav_items": items, "nav_groups": groups, "user_roles": sorted(roles, key=list(Role).index)}
+    return {"nav_items": items, "nav_groups": groups, "user_roles": badges_for(request.user)}

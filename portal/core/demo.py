@@ -182,8 +182,16 @@ def _protocol(
         if not item.always_required:
             items[item.key] = {"not_applicable_reason": "既存情報のみを用いる侵襲のない研究であり、該当しない。"}
     items["simplification_judgement"] = {"body": "4要件（軽微な侵襲を超えない、不利益がない、実施が困難、社会的重要性）を委員会で確認する。"}
+    site = organizations[spec["institution"]].name_ja
     ethics.protocol_update_draft(
         protocol=protocol, by=pi, items=items,
+        # Item ②: the applicant leads the multi-site study and is their own site's PI.
+        organization_entries=[
+            {"institution_name": site, "institution_role": "research_institution", "person_name": pi.get_full_name(),
+             "person_role": "lead_pi", "user": pi},
+            {"institution_name": site, "institution_role": "research_institution", "person_name": pi.get_full_name(),
+             "person_role": "site_pi", "user": pi},
+        ],
         fields={
             "consent_procedure": "opt_out", "multi_site": True, "modalities": ["endoscopy", "pathology_wsi"],
             "uses_common_hash_id": True, "company_involvement": "data_use",

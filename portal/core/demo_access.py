@@ -88,6 +88,10 @@ def _application(title: str, stop: str, *, company: User, organization: Organiza
         ethics_approval_file=SimpleUploadedFile("approval.pdf", _DEMO_PDF, content_type="application/pdf"),
         processing_level="pseudonymised", environment="on_premise",
         period_start=today, period_end=today + timedelta(days=365),
+        # REGULATION.md a6: the PI's title, researcher number and record, the head, the security level.
+        pi_title="主任研究員", pi_researcher_number_kind="researchmap", pi_researcher_number="demo_company_pi",
+        pi_research_record="内視鏡画像AIに関する論文3編（デモ）", head_name="デモ 社長", head_title="代表取締役社長",
+        head_email="head@demo.example.jp", security_level="type_2",
     )
     requests.access_request_submit(access_request=request, by=company)
     if stop == "submitted":

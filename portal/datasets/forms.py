@@ -8,8 +8,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from portal.datasets.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from portal.datasets.models import Dataset
 from portal.datasets.services import DATASET_FIELDS, UPLOAD_MAX_BYTES, upload_max_files
+from portal.ethics.fields import ProtocolChoiceField
 from portal.ethics.models import Protocol
 from portal.societies.models import Society
 
@@ -39,6 +41,31 @@ class DatasetForm(forms.ModelForm):
             "collection_end": _DATE,
             "description_ja": _TEXTAREA,
             "description_en": _TEXTAREA,
+        }
+        field_classes = {"protocol": ProtocolChoiceField}
+        # Names a newcomer cannot guess: what each is for, where it shows.
+        help_texts = {
+            "slug": _(
+                "An identifier of lower-case letters, digits and hyphens used in the dataset's web address "
+                "(/datasets/<identifier>/); it cannot be changed once the dataset is published."
+            ),
+            "protocol": _(
+                "The approved research protocol under which the society collects and provides these images; "
+                "its opt-out notice and every grant rest on it."
+            ),
+            "legal_status": _(
+                "How the data are processed under the Act on the Protection of Personal Information; it decides "
+                "which applications may receive them."
+            ),
+            "access_tier": _(
+                "What is given out and to whom: the description only, images after review, or images after review "
+                "with commercial use allowed."
+            ),
+            "annotation_granularity": _(
+                "How finely the images are annotated: from no annotation, through a label per image, to outlines "
+                "of single cells."
+            ),
+            "annotation_format": _("The file format of the annotations, e.g. GeoJSON, COCO JSON or PNG masks."),
         }
 
     def __init__(self, *args: Any, societies: Any = None, fixed: tuple[str, ...] = (), **kwargs: Any) -> None:
@@ -93,13 +120,7 @@ class MultipleFileField(forms.FileField):
 
 class ReleaseUploadForm(forms.Form):
     files = MultipleFileField(label=_("Files to upload"))
-    manifest = forms.FileField(
-        label=_("Manifest (CSV or TSV)"),
-        help_text=_(
-            "Columns: path, subject_pseudonym, study_date, modality, annotation_path, and optionally "
-            "sha256. The path is the file name."
-        ),
-    )
+    manifest = forms.FileField(label=_("Manifest (CSV or TSV)"))
     notes_ja = forms.CharField(label=_("Release notes (Japanese)"), widget=_TEXTAREA, required=False)
     notes_en = forms.CharField(label=_("Release notes (English)"), widget=_TEXTAREA, required=False)
 
@@ -108,3 +129,7 @@ class ReleaseUploadForm(forms.Form):
         self.fields["files"].help_text = _(
             "At most %(count)s files and %(megabytes)s MB at a time; use the release_import command for more."
         ) % {"count": upload_max_files(), "megabytes": UPLOAD_MAX_BYTES // (1024 * 1024)}
+        self.fields["manifest"].help_text = _(
+            "UTF-8, with a header row. Columns: %(required)s; optional: %(optional)s. Each column is described "
+            "under “The manifest” below."
+        ) % {"required": ", ".join(REQUIRED_COLUMNS), "optional": ", ".join(OPTIONAL_COLUMNS)}

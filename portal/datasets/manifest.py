@@ -17,12 +17,94 @@ from datetime import date
 from pathlib import PurePosixPath
 from typing import IO
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from portal.lib.pseudonym import PSEUDONYM_LENGTH
 
 CHUNK_SIZE = 1024 * 1024
 MANIFEST_NAMES = ("manifest.csv", "manifest.tsv")
-REQUIRED_COLUMNS = ("path", "subject_pseudonym", "study_date", "modality", "annotation_path")
-OPTIONAL_COLUMNS = ("sha256",)
+
+
+@dataclass(frozen=True)
+class ManifestColumn:
+    """One column of a manifest: the parser reads these, the upload page documents them, and the
+    example manifest is written from them, so the three cannot disagree."""
+
+    name: str
+    required: bool  # the header must have the column
+    value_required: bool  # every row must fill it in
+    meaning: Promise
+    format: Promise
+    examples: tuple[str, ...]  # one value per row of the example manifest; {modality}: the dataset's
+    lower: bool = False  # read in lower case
+
+
+# A pseudonym for examples only: 32 hexadecimal digits that no key produces on purpose.
+EXAMPLE_PSEUDONYMS = ("3b9e0c7d5a1f48e2b6d4c8a0f2e1d3c5", "8d2f6a4c0e9b17d3a5c8e2f4b6d0a9c1")
+
+MANIFEST_COLUMNS: tuple[ManifestColumn, ...] = (
+    ManifestColumn(
+        "path", True, True,
+        gettext_lazy("The file, by its path in the release. When uploading in the browser, the file's name "
+                     "exactly as uploaded."),
+        gettext_lazy("A relative path with / between folders: no leading /, no “.” or “..”, and without the "
+                     "subject's pseudonym. Each file once."),
+        ("image0001.png", "image0001_mask.png", "image0002.png"),
+    ),
+    ManifestColumn(
+        "subject_pseudonym", True, True,
+        gettext_lazy("The society-common pseudonymous subject ID of the patient the file belongs to."),
+        gettext_lazy("%(length)s lower-case hexadecimal digits (0–9, a–f), as the anonymisation tool writes "
+                     "them; never the patient ID itself."),
+        (EXAMPLE_PSEUDONYMS[0], EXAMPLE_PSEUDONYMS[0], EXAMPLE_PSEUDONYMS[1]),
+    ),
+    ManifestColumn(
+        "study_date", True, False,
+        gettext_lazy("The date the image was taken (or the specimen collected)."),
+        gettext_lazy("YYYY-MM-DD, e.g. 2024-04-01; not in the future. May be left empty."),
+        ("2024-04-01", "2024-04-01", ""),
+    ),
+    ManifestColumn(
+        "modality", True, False,
+        gettext_lazy("The kind of image."),
+        gettext_lazy("One of the modality values listed below. Left empty, the dataset's modality."),
+        ("{modality}", "{modality}", ""),
+    ),
+    ManifestColumn(
+        "annotation_path", True, False,
+        gettext_lazy("The annotation file that belongs to this image."),
+        gettext_lazy("The path of another file listed in the same manifest. Empty when there is none, and on "
+                     "the annotation file's own row."),
+        ("image0001_mask.png", "", ""),
+    ),
+    ManifestColumn(
+        "sha256", False, False,
+        gettext_lazy("The file's SHA-256 checksum, to catch a file damaged on the way; the file is refused if "
+                     "it differs."),
+        gettext_lazy("64 hexadecimal digits. The column may be left out, or a value left empty: the portal "
+                     "computes it."),
+        ("", "", ""),
+        lower=True,
+    ),
+)
+REQUIRED_COLUMNS = tuple(column.name for column in MANIFEST_COLUMNS if column.required)
+OPTIONAL_COLUMNS = tuple(column.name for column in MANIFEST_COLUMNS if not column.required)
+
+
+def column_format(column: ManifestColumn) -> str:
+    """The column's format, as the upload page states it."""
+    return str(column.format) % {"length": PSEUDONYM_LENGTH}
+
+
+def example_manifest_rows(modality: str) -> list[list[str]]:
+    """The example manifest (header first) that the upload page offers, for a dataset of ``modality``."""
+    count = len(MANIFEST_COLUMNS[0].examples)
+    rows = [[column.name for column in MANIFEST_COLUMNS]]
+    for index in range(count):
+        rows.append([column.examples[index].format(modality=modality) for column in MANIFEST_COLUMNS])
+    return rows
 
 
 @dataclass(frozen=True)
@@ -115,11 +197,10 @@ def parse_manifest(handle: IO[bytes], name: str) -> tuple[list[ManifestRow], lis
             def value(column: str, record: dict = record) -> str:
                 return (record.get(column) or "").strip()
 
-            rows.append(ManifestRow(
-                line=reader.line_num, path=value("path"), subject_pseudonym=value("subject_pseudonym"),
-                study_date=value("study_date"), modality=value("modality"),
-                annotation_path=value("annotation_path"), sha256=value("sha256").lower(),
-            ))
+            rows.append(ManifestRow(line=reader.line_num, **{
+                column.name: value(column.name).lower() if column.lower else value(column.name)
+                for column in MANIFEST_COLUMNS
+            }))
     except (UnicodeDecodeError, csv.Error) as error:
         return [], [FileProblem(name, _("The manifest cannot be read: %(error)s") % {"error": error})]
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.core.vocabulary import Modality
@@ -248,6 +248,20 @@ class DatasetRelease(models.Model):
     @property
     def notes(self) -> str:
         return self.notes_en if get_language() == "en" and self.notes_en else self.notes_ja
+
+    @property
+    def is_provided(self) -> bool:
+        """Given out now: the release is available and its dataset published (a draft's or a
+        withdrawn dataset's release is not provided, whatever its own status)."""
+        return self.status == self.Status.AVAILABLE and self.dataset.status == DatasetStatus.PUBLISHED
+
+    def get_shown_status_display(self) -> str:
+        """The release's status as pages show it: 提供中 only while ``is_provided``."""
+        if self.status != self.Status.AVAILABLE or self.is_provided:
+            return str(self.get_status_display())  # type: ignore[attr-defined]
+        if self.dataset.status == DatasetStatus.WITHDRAWN:
+            return pgettext("release status", "Not provided: the dataset was withdrawn")
+        return pgettext("release status", "Not yet provided: the dataset is not published")
 
 
 class ReleaseFile(models.Model):

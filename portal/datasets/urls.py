@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/publish/", views.dataset_publish, name="publish"),
     path("<int:pk>/withdraw/", views.dataset_withdraw, name="withdraw"),
     path("<int:pk>/releases/new/", views.release_upload, name="release_upload"),
+    path("<int:pk>/releases/manifest-example.csv", views.manifest_example, name="manifest_example"),
     path("releases/<int:pk>/", views.release_detail, name="release_detail"),
     path("releases/<int:pk>/withdraw/", views.release_withdraw, name="release_withdraw"),
 ]

@@ -16,8 +16,15 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from portal.core.vocabulary import Modality
 from portal.datasets import services
 from portal.datasets.forms import DatasetForm, ReasonForm, ReleaseUploadForm, add_service_errors
+from portal.datasets.manifest import (
+    EXAMPLE_PSEUDONYMS,
+    MANIFEST_COLUMNS,
+    column_format,
+    example_manifest_rows,
+)
 from portal.datasets.models import Dataset, DatasetRelease, DatasetStatus
 from portal.datasets.selectors import (
     datasets_managed_by,
@@ -27,6 +34,8 @@ from portal.datasets.selectors import (
 )
 from portal.datasets.workflow import TRANSITIONS
 from portal.deid.selectors import deid_report_for_release
+from portal.lib.csvexport import csv_text
+from portal.lib.pseudonym import PSEUDONYM_LENGTH
 from portal.societies.models import SocietyMembership
 
 FILES_PER_PAGE = 100
@@ -68,7 +77,9 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         .select_related("society")
         .annotate(
             release_count=Count("releases"),
-            available_release_count=Count("releases", filter=Q(releases__status=DatasetRelease.Status.AVAILABLE)),
+            # Provided (提供中) only while the dataset is published, as ``DatasetRelease.is_provided``.
+            available_release_count=Count("releases", filter=Q(
+                releases__status=DatasetRelease.Status.AVAILABLE, status=DatasetStatus.PUBLISHED)),
             latest_version=Max("releases__version"),
         )
         .order_by("society__slug", "slug")
@@ -191,7 +202,20 @@ def release_upload(request: HttpRequest, pk: int) -> HttpResponse:
     status = 400 if problems else 200
     return render(request, "datasets/manage_release_upload.html", {
         "dataset": dataset, "form": form, "problems": problems,
+        "columns": [(column, column_format(column)) for column in MANIFEST_COLUMNS],
+        "modalities": Modality.choices,
+        "pseudonym_length": PSEUDONYM_LENGTH,
+        "pseudonym_example": EXAMPLE_PSEUDONYMS[0],
     }, status=status)
+
+
+@login_required
+def manifest_example(request: HttpRequest, pk: int) -> HttpResponse:
+    """An example manifest for this dataset, written from the parser's own column table."""
+    dataset = _managed_dataset(request, pk)
+    response = HttpResponse(csv_text(example_manifest_rows(dataset.modality)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="manifest-example.csv"'
+    return response
 
 
 @login_required

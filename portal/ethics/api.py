@@ -16,11 +16,14 @@ from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.ethics.items import ITEMS_BY_KEY
+from portal.ethics.items import ITEMS_BY_KEY, item_heading
 from portal.ethics.models import (
     CommitteeMembership,
+    ConflictDeclaration,
     EthicsNotice,
     ItemComment,
+    NoncomplianceReport,
+    OrganizationEntry,
     Protocol,
     ProtocolItem,
     ProtocolVersion,
@@ -53,8 +56,8 @@ class ProtocolListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Protocol
-        fields = ["id", "number", "status", "committee", "title", "approved_until", "periodic_report_due",
-                  "data_flow"]
+        fields = ["id", "number", "kind", "status", "committee", "title", "approved_until", "periodic_report_due",
+                  "ended_at", "data_flow"]
         read_only_fields = fields
 
     @extend_schema_field(DataFlowSerializer)
@@ -65,22 +68,33 @@ class ProtocolListSerializer(serializers.ModelSerializer):
 
 class ItemSerializer(serializers.ModelSerializer):
     number = serializers.SerializerMethodField()
+    label = serializers.SerializerMethodField(help_text="The item as the committee names it, e.g. ⑤ 研究対象者の選定方針.")
 
     class Meta:
         model = ProtocolItem
-        fields = ["key", "number", "body", "not_applicable_reason"]
+        fields = ["key", "number", "label", "body", "not_applicable_reason"]
         read_only_fields = fields
 
     def get_number(self, item: ProtocolItem) -> int | None:
         spec = ITEMS_BY_KEY.get(item.key)
         return spec.number if spec else None
 
+    def get_label(self, item: ProtocolItem) -> str:
+        return item_heading(item.key)
+
 
 class CommentSerializer(serializers.ModelSerializer):
+    item_label = serializers.SerializerMethodField(
+        help_text="The item commented on as the committee names it; empty for the protocol as a whole."
+    )
+
     class Meta:
         model = ItemComment
-        fields = ["item_key", "body", "for_applicant", "created_at"]
+        fields = ["item_key", "item_label", "body", "for_applicant", "created_at"]
         read_only_fields = fields
+
+    def get_item_label(self, comment: ItemComment) -> str:
+        return item_heading(comment.item_key) if comment.item_key else ""
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -89,13 +103,42 @@ class DecisionSerializer(serializers.Serializer):
     conditions = serializers.CharField()
     approved_until = serializers.DateField(allow_null=True)
     decided_at = serializers.DateTimeField()
+    notified_to_head_on = serializers.DateField(
+        allow_null=True, help_text="研究機関の長への意見通知日: the day the opinion reached the head."
+    )
+
+
+class ConflictDeclarationSerializer(serializers.Serializer):
+    member = serializers.CharField(source="member.user.email")
+    has_conflict = serializers.BooleanField()
+    details = serializers.CharField()
+    declared_at = serializers.DateTimeField()
+
+
+class OrganizationEntrySerializer(serializers.ModelSerializer):
+    """One row of item ② (研究の実施体制): institution × person × role."""
+
+    class Meta:
+        model = OrganizationEntry
+        fields = ["institution_name", "institution_role", "person_name", "person_role"]
+        read_only_fields = fields
 
 
 class ReviewSerializer(serializers.Serializer):
     type = serializers.CharField()
     mode = serializers.CharField()
+    pi_explanation = serializers.CharField(help_text="研究者の説明・質疑, as the secretariat recorded it.")
     decision = serializers.SerializerMethodField()
     comments = serializers.SerializerMethodField()
+    conflict_declarations = serializers.SerializerMethodField(
+        help_text="Members' conflict-of-interest declarations; for the committee only (empty for the applicant)."
+    )
+
+    @extend_schema_field(ConflictDeclarationSerializer(many=True))
+    def get_conflict_declarations(self, review: Any) -> list[dict[str, Any]]:
+        if not self.context.get("sees_all_comments"):
+            return []
+        return ConflictDeclarationSerializer(review.conflict_declarations.all(), many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(DecisionSerializer(allow_null=True))
     def get_decision(self, review: Any) -> dict[str, Any] | None:
@@ -122,8 +165,11 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProtocolVersion
-        fields = ["number", "kind", "change_summary", "submitted_at", "items", "review", "notices"]
+        fields = ["number", "kind", "change_summary", "submitted_at", "organization_entries", "items", "review",
+                  "notices"]
         read_only_fields = fields
+
+    organization_entries = OrganizationEntrySerializer(many=True, read_only=True)
 
     @extend_schema_field(NoticeLinkSerializer(many=True))
     def get_notices(self, version: ProtocolVersion) -> list[dict[str, str]]:
@@ -150,11 +196,21 @@ class VersionSerializer(serializers.ModelSerializer):
         return ReviewSerializer(review, context=self.context).data if review is not None else None
 
 
+class NoncomplianceReportSerializer(serializers.ModelSerializer):
+    """重大な不適合の報告 and the committee's opinion on it (review type serious_noncompliance)."""
+
+    class Meta:
+        model = NoncomplianceReport
+        fields = ["id", "filed_as", "body", "filed_at", "opinion", "opinion_at"]
+        read_only_fields = fields
+
+
 class ProtocolDetailSerializer(ProtocolListSerializer):
     versions = serializers.SerializerMethodField()
+    noncompliance_reports = NoncomplianceReportSerializer(many=True, read_only=True)
 
     class Meta(ProtocolListSerializer.Meta):
-        fields = [*ProtocolListSerializer.Meta.fields, "versions"]
+        fields = [*ProtocolListSerializer.Meta.fields, "end_report", "versions", "noncompliance_reports"]
         read_only_fields = fields
 
     @extend_schema_field(VersionSerializer(many=True))
@@ -197,8 +253,13 @@ class ProtocolDetail(generics.RetrieveAPIView):
                 "versions",
                 queryset=ProtocolVersion.objects.select_related(
                     "head_decision", "review", "review__decision"
-                ).prefetch_related("items", "review__comments"),
-            )
+                ).prefetch_related(
+                    "items", "review__comments", "organization_entries",
+                    Prefetch("review__conflict_declarations",
+                             queryset=ConflictDeclaration.objects.select_related("member__user")),
+                ),
+            ),
+            "noncompliance_reports",
         )
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -2,8 +2,9 @@
 
 A notice is rendered once, stored through the default storage with the SHA-256 of its bytes, and
 never re-rendered: issuing again returns the stored notice, so what was downloaded yesterday is
-byte for byte what is downloaded today. The documents are official Japanese documents, so their
-fixed text is Japanese whatever the reader's language.
+byte for byte what is downloaded today. The documents are official Japanese documents, so they
+are rendered in Japanese whatever the reader's language; their labels (review type and mode,
+opinion, ...) are the models' choice labels, whose Japanese is in the catalogue.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
@@ -24,42 +26,8 @@ from portal.ethics.models import (
     HeadDecision,
     Protocol,
     ProtocolVersion,
-    Review,
 )
 from portal.lib.pdf import render_pdf
-
-# The notices' own vocabulary (REGULATION.md (d)); fixed, because the documents are Japanese.
-REVIEW_TYPES_JA = {
-    Review.Type.NEW: "新規申請",
-    Review.Type.AMENDMENT: "変更申請",
-    Review.Type.CONTINUING: "継続審査（定期報告）",
-    Review.Type.COMPLETION: "終了報告",
-}
-REVIEW_MODES_JA = {
-    Review.Mode.FULL_BOARD: "本審査（委員会審議）",
-    Review.Mode.EXPEDITED: "迅速審査",
-    Review.Mode.CENTRAL: "一括審査",
-    Review.Mode.NOTIFICATION: "報告事項",
-}
-EXPEDITED_GROUNDS_JA = {
-    Review.ExpeditedGround.REVIEWED_ELSEWHERE: "他の倫理審査委員会で審査済みの多機関共同研究",
-    Review.ExpeditedGround.MINOR_CHANGE: "研究計画書の軽微な変更",
-    Review.ExpeditedGround.NO_INVASION_NO_INTERVENTION: "侵襲を伴わない研究であって介入を行わないもの",
-    Review.ExpeditedGround.MINIMAL_NO_INTERVENTION: "軽微な侵襲を伴う研究であって介入を行わないもの",
-}
-OUTCOMES_JA = {
-    Decision.Outcome.APPROVED: "承認",
-    Decision.Outcome.CONDITIONS: "条件付き承認",
-    Decision.Outcome.DEFERRED: "継続審査",
-    Decision.Outcome.NOT_APPROVED: "不承認",
-    Decision.Outcome.NOT_SUBJECT: "非該当",
-}
-METHODS_JA = {Decision.Method.UNANIMOUS: "全会一致", Decision.Method.MAJORITY: "多数決"}
-VERSION_KINDS_JA = {
-    ProtocolVersion.Kind.INITIAL: "新規申請",
-    ProtocolVersion.Kind.MINOR_AMENDMENT: "軽微な変更",
-    ProtocolVersion.Kind.MAJOR_AMENDMENT: "変更",
-}
 
 
 def japanese_date(value: date | datetime | None) -> str:
@@ -84,10 +52,15 @@ def _common_context(version: ProtocolVersion) -> dict[str, Any]:
     return {
         "protocol": protocol,
         "version": version,
-        "version_kind": VERSION_KINDS_JA[ProtocolVersion.Kind(version.kind)],
+        "version_kind": version.get_kind_display(),
         "committee": protocol.committee,
         "title": _title(version),
         "pi_name": _name(protocol.principal_investigator),
+        # Item ② as rows (institution × person × role); the lead PI heads a multi-site study.
+        "organization_entries": list(version.organization_entries.all()),
+        "lead_pi_name": next(
+            (e.person_name for e in version.organization_entries.all() if e.person_role == "lead_pi"), ""
+        ),
         "institution_name": protocol.institution.name_ja,
         "submitted_on": japanese_date(version.submitted_at),
         "issued_on": japanese_date(timezone.localdate()),
@@ -135,20 +108,28 @@ def decision_notice_issue(*, decision: Decision, by: User | None) -> EthicsNotic
     """The committee's 審査結果通知書 for one decision (idempotent)."""
     review = decision.review
     version = review.version
-    context = _common_context(version) | {
-        "decision": decision,
-        "review_type": REVIEW_TYPES_JA[Review.Type(review.type)],
-        "review_mode": REVIEW_MODES_JA[Review.Mode(review.mode)],
-        "expedited_ground": EXPEDITED_GROUNDS_JA.get(review.expedited_ground, ""),  # type: ignore[call-overload]
-        "meeting_on": japanese_date(review.meeting_at),
-        "opinion": OUTCOMES_JA[Decision.Outcome(decision.outcome)],
-        "method": METHODS_JA[Decision.Method(decision.method)],
-        "decided_on": japanese_date(decision.decided_at),
-        "approved_until": japanese_date(decision.approved_until),
-        "chair_name": _name(decision.decided_by),
-    }
-    return _issue(kind=EthicsNotice.Kind.DECISION, version=version,
-                  template="ethics_decision_notice.html", context=context, by=by)
+    with translation.override("ja"):  # the labels below are the catalogue's Japanese
+        context = _common_context(version) | {
+            "decision": decision,
+            "review_type": review.get_type_display(),
+            "review_mode": review.get_mode_display(),
+            "expedited_ground": review.get_expedited_ground_display(),
+            "meeting_on": japanese_date(review.meeting_at),
+            "opinion": decision.get_outcome_display(),
+            "method": decision.get_method_display(),
+            "decided_on": japanese_date(decision.decided_at),
+            "approved_until": japanese_date(decision.approved_until),
+            "chair_name": _name(decision.decided_by),
+        }
+    notice = _issue(kind=EthicsNotice.Kind.DECISION, version=version,
+                    template="ethics_decision_notice.html", context=context, by=by)
+    if decision.notified_to_head_on is None:
+        # The issued notice is the opinion reaching the head (意見通知日), unless the secretariat
+        # recorded another day; compare-and-swap so a recorded day is never overwritten.
+        day = timezone.localdate(notice.issued_at)
+        if Decision.objects.filter(pk=decision.pk, notified_to_head_on__isnull=True).update(notified_to_head_on=day):
+            decision.notified_to_head_on = day
+    return notice
 
 
 def permission_notice_issue(*, head_decision: HeadDecision, by: User | None) -> EthicsNotice:
@@ -158,15 +139,16 @@ def permission_notice_issue(*, head_decision: HeadDecision, by: User | None) -> 
     approved_until = version.protocol.approved_until if head_decision.permitted else None
     if head_decision.permitted and decision is not None and decision.approved_until:
         approved_until = decision.approved_until
-    context = _common_context(version) | {
-        "head_decision": head_decision,
-        "heading": "許可通知書" if head_decision.permitted else "不許可通知書",
-        "head_name": _name(head_decision.decided_by),
-        "head_decided_on": japanese_date(head_decision.decided_at),
-        "opinion": OUTCOMES_JA[Decision.Outcome(decision.outcome)] if decision is not None else "",
-        "decided_on": japanese_date(decision.decided_at) if decision is not None else "",
-        "approved_until": japanese_date(approved_until),
-    }
+    with translation.override("ja"):  # the labels below are the catalogue's Japanese
+        context = _common_context(version) | {
+            "head_decision": head_decision,
+            "heading": _("Notice of permission") if head_decision.permitted else _("Notice of non-permission"),
+            "head_name": _name(head_decision.decided_by),
+            "head_decided_on": japanese_date(head_decision.decided_at),
+            "opinion": decision.get_outcome_display() if decision is not None else "",
+            "decided_on": japanese_date(decision.decided_at) if decision is not None else "",
+            "approved_until": japanese_date(approved_until),
+        }
     return _issue(kind=EthicsNotice.Kind.PERMISSION, version=version,
                   template="ethics_permission_notice.html", context=context, by=by)
 

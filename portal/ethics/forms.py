@@ -8,14 +8,17 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.accounts.models import Organization, User
 from portal.core.vocabulary import Modality
-from portal.ethics.items import PROTOCOL_ITEMS
+from portal.ethics.items import ITEMS_BY_KEY, item_heading, items_for
 from portal.ethics.models import (
     CommitteeMembership,
     Decision,
     EthicsCommittee,
+    OrganizationEntry,
+    Protocol,
     ProtocolAttachment,
     ProtocolVersion,
     Review,
@@ -44,6 +47,14 @@ class ProtocolCreateForm(forms.Form):
         label=_("Research institution"), queryset=Organization.objects.none(), empty_label=None
     )
     title = forms.CharField(label=_("Title of the research"), max_length=500)
+    kind = forms.ChoiceField(
+        label=_("Kind of protocol"), choices=Protocol.Kind.choices, initial=Protocol.Kind.RESEARCH, required=False,
+        help_text=_("A society database that collects images and provides them to others is a "
+                    "collection-and-provision body; its protocol has its own items."),
+    )
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or Protocol.Kind.RESEARCH
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,7 +139,7 @@ class ProtocolItemsForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = {item.key: item for item in version.items.all()}
         self.rows: list[tuple[Any, str, str | None]] = []
-        for spec in PROTOCOL_ITEMS:
+        for spec in items_for(version.protocol.kind):
             item = current.get(spec.key)
             self.fields[item_body_name(spec.key)] = forms.CharField(
                 label=f"{spec.marker} {spec.label}", required=False, widget=_TEXTAREA,
@@ -154,6 +165,60 @@ class ProtocolItemsForm(forms.Form):
                 "not_applicable_reason": self.cleaned_data[reason] if reason else "",
             }
         return payload
+
+
+class OrganizationEntryForm(forms.Form):
+    """One row of item ② (研究の実施体制): institution × person × role."""
+
+    institution_name = forms.CharField(label=_("Institution"), max_length=200)
+    # A blank first choice: an empty extra row the browser sends back unchanged is then left out,
+    # instead of failing as a half-filled row.
+    institution_role = forms.ChoiceField(
+        label=_("Kind of institution"), choices=[("", "---------"), *OrganizationEntry.InstitutionRole.choices]
+    )
+    person_name = forms.CharField(label=pgettext_lazy("person", "Name"), max_length=200)
+    person_role = forms.ChoiceField(label=_("Role"), choices=[("", "---------"), *OrganizationEntry.PersonRole.choices])
+    user_email = forms.EmailField(
+        label=_("E-mail address in the portal"), required=False,
+        help_text=_("If the person has a portal account: a committee member named here is recused."),
+    )
+
+    def clean_user_email(self) -> User | None:
+        email = self.cleaned_data["user_email"].strip().lower()
+        if not email:
+            return None
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            raise ValidationError(_("No account has this address."))
+        return user
+
+
+OrganizationEntryFormSet = forms.formset_factory(OrganizationEntryForm, extra=2, can_delete=True)
+
+ORGANIZATION_PREFIX = "org"
+
+
+def organization_formset(version: ProtocolVersion, data: Any = None) -> Any:
+    initial = [
+        {"institution_name": e.institution_name, "institution_role": e.institution_role,
+         "person_name": e.person_name, "person_role": e.person_role, "user_email": e.user.email if e.user else ""}
+        for e in version.organization_entries.select_related("user")
+    ]
+    return OrganizationEntryFormSet(data, initial=initial, prefix=ORGANIZATION_PREFIX)
+
+
+def organization_payload(formset: Any) -> list[dict[str, Any]]:
+    """The rows kept (filled in and not marked for deletion), in order, for ``protocol_update_draft``."""
+    rows = []
+    for form in formset.forms:
+        data = form.cleaned_data
+        if not data or data.get("DELETE"):
+            continue
+        rows.append({
+            "institution_name": data["institution_name"], "institution_role": data["institution_role"],
+            "person_name": data["person_name"], "person_role": data["person_role"], "user": data["user_email"],
+        })
+    return rows
 
 
 class AttachmentForm(forms.Form):
@@ -185,7 +250,9 @@ class ReasonForm(forms.Form):
 
 class CommentForm(forms.Form):
     item_key = forms.ChoiceField(
-        label=_("Item"), choices=[("", _("The protocol as a whole"))] + [(s.key, s.key) for s in PROTOCOL_ITEMS],
+        # Named as the committee names them (a callable, so each request gets its own language).
+        label=_("Item"),
+        choices=lambda: [("", _("The protocol as a whole"))] + [(key, item_heading(key)) for key in ITEMS_BY_KEY],
         required=False, widget=forms.HiddenInput,
     )
     body = forms.CharField(label=_("Comment"), widget=forms.Textarea(attrs={"rows": 3}))
@@ -232,6 +299,34 @@ class DecisionForm(forms.Form):
     )
 
 
+class ConflictDeclarationForm(forms.Form):
+    has_conflict = forms.TypedChoiceField(
+        label=_("Conflict of interest in this review"),
+        choices=[("no", _("I have no conflict of interest")), ("yes", _("I have a conflict of interest"))],
+        coerce=lambda value: value == "yes", widget=forms.RadioSelect,
+    )
+    details = forms.CharField(
+        label=_("Details of the conflict"), widget=forms.Textarea(attrs={"rows": 2}), required=False,
+        help_text=_("Required if you have a conflict; you are then recused from the decision."),
+    )
+
+
+class ExplanationForm(forms.Form):
+    explanation = forms.CharField(label=_("Researchers' explanation and questions"), widget=_TEXTAREA)
+
+
+class NotifiedToHeadForm(forms.Form):
+    on = forms.DateField(label=_("Opinion notified to the head on"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class NoncomplianceReportForm(forms.Form):
+    body = forms.CharField(label=_("What happened and what was done"), widget=_TEXTAREA)
+
+
+class NoncomplianceOpinionForm(forms.Form):
+    opinion = forms.CharField(label=_("Committee opinion"), widget=_TEXTAREA)
+
+
 class ConditionsAnswerForm(forms.Form):
     answer = forms.CharField(label=_("Answer to the conditions"), widget=_TEXTAREA)
 
@@ -266,8 +361,23 @@ class AmendmentForm(forms.Form):
     summary = forms.CharField(label=_("Summary of changes"), widget=_TEXTAREA)
 
 
+class RevisionForm(forms.Form):
+    """Revise a deferred protocol (継続審査) into a new version to resubmit."""
+
+    summary = forms.CharField(
+        label=_("Summary of changes"), widget=_TEXTAREA,
+        help_text=_("What you change in answer to the committee's opinion and comments."),
+    )
+
+
 class CompletionReportForm(forms.Form):
     report = forms.CharField(label=_("Completion report (summary of results)"), widget=_TEXTAREA)
+
+
+class DiscontinuationReportForm(forms.Form):
+    report = forms.CharField(
+        label=_("Discontinuation report (why the research stopped and what was done)"), widget=_TEXTAREA
+    )
 
 
 class PeriodicReportForm(forms.Form):

@@ -26,6 +26,11 @@ class ProtocolItemSpec:
         """The circled number used in the guideline: ① .. ⑳, then ㉑ .. ㉕."""
         return chr(0x2460 + self.number - 1) if self.number <= 20 else chr(0x3251 + self.number - 21)
 
+    @property
+    def is_organization(self) -> bool:
+        """Item ②, stated as rows of ``OrganizationEntry`` (institution × person × role)."""
+        return self.key in ORGANIZATION_ITEM_KEYS
+
 
 PROTOCOL_ITEMS: tuple[ProtocolItemSpec, ...] = (
     ProtocolItemSpec(1, "title", _("Title of the research"), True),
@@ -55,4 +60,44 @@ PROTOCOL_ITEMS: tuple[ProtocolItemSpec, ...] = (
     ProtocolItemSpec(25, "monitoring_audit", _("Monitoring and audit"), False),
 )
 
-ITEMS_BY_KEY = {item.key: item for item in PROTOCOL_ITEMS}
+# 試料・情報の収集・提供を行う機関の研究計画書 (the "bank" protocol of the society database;
+# REGULATION.md a1). Its keys carry a ``cp_`` prefix so that one key names one item whatever the
+# kind. Costs or rewards and important findings may not arise in a database, so they may be
+# omitted with a reason; the rest are always required.
+COLLECTION_PROVISION_ITEMS: tuple[ProtocolItemSpec, ...] = (
+    ProtocolItemSpec(1, "title", _("Title of the research"), True),
+    ProtocolItemSpec(2, "cp_organization", _("Organisation of the collection and provision"), True),
+    ProtocolItemSpec(3, "cp_purpose", _("Purpose and significance"), True),
+    ProtocolItemSpec(4, "cp_method_period", _("Methods and period of the collection and provision"), True),
+    ProtocolItemSpec(5, "cp_data_types", _("Kinds of specimens and information collected and provided"), True),
+    ProtocolItemSpec(6, "cp_consent_procedure", _("Informed consent procedure"), True),
+    ProtocolItemSpec(7, "cp_personal_info", _("Handling of personal information"), True),
+    ProtocolItemSpec(8, "cp_risk_benefit", _("Burden, risks and benefits"), True),
+    ProtocolItemSpec(9, "cp_storage_quality", _("Storage and quality control"), True),
+    ProtocolItemSpec(10, "cp_after_end", _("Handling after the collection and provision end"), True),
+    ProtocolItemSpec(11, "cp_funding_coi", _("Funding and conflicts of interest"), True),
+    ProtocolItemSpec(12, "cp_consultation", _("Responding to consultations"), True),
+    ProtocolItemSpec(13, "cp_cost_reward", _("Costs to subjects or rewards"), False),
+    ProtocolItemSpec(14, "cp_important_findings", _("Handling of important findings"), False),
+    ProtocolItemSpec(15, "cp_future_provision", _("Possible future provision to other institutions, what is expected, and how subjects can check it"), True),
+)
+
+# The item that the structured rows of ``OrganizationEntry`` state, for each kind.
+ORGANIZATION_ITEM_KEYS = frozenset({"organization", "cp_organization"})
+
+ITEMS_BY_KEY = {item.key: item for item in (*PROTOCOL_ITEMS, *COLLECTION_PROVISION_ITEMS)}
+
+
+def items_for(kind: str) -> tuple[ProtocolItemSpec, ...]:
+    """The items a protocol of ``kind`` (``Protocol.Kind``) must state, in order."""
+    return COLLECTION_PROVISION_ITEMS if kind == "collection_provision" else PROTOCOL_ITEMS
+
+
+def item_heading(key: str) -> str:
+    """How the committee names an item: its circled number and label ("⑤ 研究対象者の選定方針").
+
+    Comments and API answers store the item's key; people are shown this instead. A key no table
+    knows (an item since removed) is shown as it is rather than hidden.
+    """
+    spec = ITEMS_BY_KEY.get(key)
+    return f"{spec.marker} {spec.label}" if spec else key

@@ -7,10 +7,13 @@ version's items, fields and attachments never change, and an amendment is a new 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.accounts.models import Organization
 from portal.societies.models import Society
@@ -105,13 +108,33 @@ class ProtocolStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     AMENDMENT_REVIEW = "amendment_review", _("Amendment under review")
     SUSPENDED = "suspended", _("Suspended")
-    COMPLETED = "completed", _("Completion reported")
-    CLOSED = "closed", _("Closed")
+    # End states, each named as committees name them (取下げ, 不承認, 不許可, 中止, 終了); NOT_SUBJECT
+    # (非該当) above ends a protocol too.
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    DISCONTINUED = "discontinued", _("Discontinued")
+    COMPLETED = "completed", _("Completed")
+
+
+# The states a protocol never leaves; entering one stamps ``Protocol.ended_at``.
+END_STATES = frozenset({
+    ProtocolStatus.WITHDRAWN,
+    ProtocolStatus.NOT_APPROVED,
+    ProtocolStatus.NOT_SUBJECT,
+    ProtocolStatus.DENIED,
+    ProtocolStatus.DISCONTINUED,
+    ProtocolStatus.COMPLETED,
+})
 
 
 class Protocol(models.Model):
     """A research protocol and where it stands; its content lives in its versions."""
 
+    class Kind(models.TextChoices):
+        RESEARCH = "research", _("Research protocol")
+        # 試料・情報の収集・提供を行う機関の研究計画書: the society database itself (the "bank").
+        COLLECTION_PROVISION = "collection_provision", _("Protocol of a collection-and-provision body")
+
+    kind = models.CharField(_("kind of protocol"), max_length=30, choices=Kind.choices, default=Kind.RESEARCH)
     number = models.CharField(_("application number"), max_length=20, unique=True, null=True, blank=True)
     committee = models.ForeignKey(
         EthicsCommittee, on_delete=models.PROTECT, related_name="protocols", verbose_name=_("ethics committee")
@@ -133,6 +156,9 @@ class Protocol(models.Model):
     )
     approved_until = models.DateField(_("approval valid until"), null=True, blank=True)
     periodic_report_due = models.DateField(_("next periodic report due"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    # The completion report (終了報告) or discontinuation report (中止報告) that ended the research.
+    end_report = models.TextField(_("completion or discontinuation report"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +166,17 @@ class Protocol(models.Model):
         verbose_name = _("research protocol")
         verbose_name_plural = _("research protocols")
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=sorted(END_STATES), ended_at__isnull=False)
+                | (~Q(status__in=sorted(END_STATES)) & Q(ended_at__isnull=True)),
+                name="protocol_ended_at_iff_end_state",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["discontinued", "completed"]) | ~Q(end_report=""),
+                name="protocol_ended_research_has_report",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.number or f"draft #{self.pk}"
@@ -264,6 +301,57 @@ class ProtocolItem(models.Model):
         return f"{self.version} {self.key}"
 
 
+class OrganizationEntry(models.Model):
+    """One row of item ② (研究の実施体制): an institution, a person there, and their roles.
+
+    The protocol's principal investigator is the applying site's 研究責任者; a multi-site study
+    also names its lead PI (研究代表者), once per version. A row may point at the person's portal
+    account, so that a committee member named here is recused from the review.
+    """
+
+    class InstitutionRole(models.TextChoices):
+        RESEARCH_INSTITUTION = "research_institution", _("Research institution")
+        COLLABORATING = "collaborating", _("Collaborating research institution")
+        COOPERATING = "cooperating", _("Cooperating institution")
+        PROVIDER_ONLY = "provider_only", _("Party that only provides existing specimens or information")
+
+    class PersonRole(models.TextChoices):
+        LEAD_PI = "lead_pi", pgettext_lazy("principal investigator", "Lead principal investigator")
+        SITE_PI = "site_pi", pgettext_lazy("principal investigator", "Site principal investigator")
+        CO_INVESTIGATOR = "co_investigator", _("Co-investigator")
+        CONTACT = "contact", _("Person responsible for providing")
+
+    version = models.ForeignKey(ProtocolVersion, on_delete=models.CASCADE, related_name="organization_entries")
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    institution_name = models.CharField(_("institution"), max_length=200)
+    institution_role = models.CharField(_("kind of institution"), max_length=30, choices=InstitutionRole.choices)
+    person_name = models.CharField(_("person's name"), max_length=200)
+    person_role = models.CharField(_("role in the research"), max_length=20, choices=PersonRole.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True,
+        verbose_name=_("portal account"),
+    )
+
+    class Meta:
+        verbose_name = _("research organisation entry")
+        verbose_name_plural = _("research organisation entries")
+        ordering = ["version", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(person_role="lead_pi"), name="organization_entry_one_lead_pi"
+            ),
+            # The lead PI and site PIs run the research, so they sit at a research institution.
+            models.CheckConstraint(
+                condition=~Q(person_role__in=["lead_pi", "site_pi"])
+                | Q(institution_role__in=["research_institution", "collaborating"]),
+                name="organization_entry_pi_at_research_institution",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.institution_name} / {self.person_name} ({self.person_role})"
+
+
 class ProtocolAttachment(models.Model):
     class Kind(models.TextChoices):
         INFORMATION_SHEET = "information_sheet", _("Information sheet")
@@ -298,29 +386,36 @@ class Review(models.Model):
     class Type(models.TextChoices):
         NEW = "new", _("New application")
         AMENDMENT = "amendment", _("Amendment")
-        CONTINUING = "continuing", _("Periodic report")
+        CONTINUING = "continuing", pgettext_lazy("ethics review type", "Periodic report")
         COMPLETION = "completion", _("Completion report")
+        SERIOUS_NONCOMPLIANCE = "serious_noncompliance", _("Report of serious non-compliance")
 
     class Mode(models.TextChoices):
-        FULL_BOARD = "full_board", _("Full-board review")
+        FULL_BOARD = "full_board", pgettext_lazy("ethics review mode", "Full-board review")
         EXPEDITED = "expedited", _("Expedited review")
         CENTRAL = "central", _("Central review")
         NOTIFICATION = "notification", _("Notification only")
 
     class ExpeditedGround(models.TextChoices):
-        REVIEWED_ELSEWHERE = "reviewed_elsewhere", _("Multi-site study already reviewed by another committee")
-        MINOR_CHANGE = "minor_change", _("Minor change")
-        NO_INVASION_NO_INTERVENTION = "no_invasion", _("No invasiveness and no intervention")
-        MINIMAL_NO_INTERVENTION = "minimal_invasion", _("Minimal invasiveness and no intervention")
+        # Worded as the guideline words them: the notices print these labels.
+        REVIEWED_ELSEWHERE = "reviewed_elsewhere", pgettext_lazy(
+            "expedited review ground", "Multi-site study already reviewed by another committee")
+        MINOR_CHANGE = "minor_change", pgettext_lazy("expedited review ground", "Minor change")
+        NO_INVASION_NO_INTERVENTION = "no_invasion", pgettext_lazy(
+            "expedited review ground", "No invasiveness and no intervention")
+        MINIMAL_NO_INTERVENTION = "minimal_invasion", pgettext_lazy(
+            "expedited review ground", "Minimal invasiveness and no intervention")
 
     version = models.OneToOneField(ProtocolVersion, on_delete=models.PROTECT, related_name="review")
-    type = models.CharField(_("review type"), max_length=20, choices=Type.choices)
+    type = models.CharField(_("review type"), max_length=30, choices=Type.choices)
     mode = models.CharField(_("review mode"), max_length=20, choices=Mode.choices)
     expedited_ground = models.CharField(
         _("ground for expedited review"), max_length=30, choices=ExpeditedGround.choices, blank=True
     )
     meeting_at = models.DateTimeField(_("meeting date"), null=True, blank=True)
     meeting_format = models.CharField(_("meeting format"), max_length=20, blank=True)
+    # 研究者の説明・質疑: researchers may explain and answer questions, but not stay for the decision.
+    pi_explanation = models.TextField(_("researchers' explanation and questions"), blank=True)
     opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     opened_at = models.DateTimeField(auto_now_add=True)
 
@@ -351,6 +446,30 @@ class ReviewAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member} on {self.review}"
+
+
+class ConflictDeclaration(models.Model):
+    """委員の利益相反申告: one member's declaration for one review; a conflict recuses them."""
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="conflict_declarations")
+    member = models.ForeignKey(CommitteeMembership, on_delete=models.PROTECT, related_name="+")
+    has_conflict = models.BooleanField(_("has a conflict of interest"))
+    details = models.TextField(_("details of the conflict"), blank=True)
+    declared_at = models.DateTimeField(_("declared"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("conflict-of-interest declaration")
+        verbose_name_plural = _("conflict-of-interest declarations")
+        ordering = ["review", "member"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "member"], name="conflict_declaration_one_per_member"),
+            models.CheckConstraint(
+                condition=Q(has_conflict=False) | ~Q(details=""), name="conflict_declaration_conflict_described"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member}: {'conflict' if self.has_conflict else 'none'}"
 
 
 class ItemComment(models.Model):
@@ -430,6 +549,8 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     conditions_verified_at = models.DateTimeField(null=True, blank=True)
+    # 研究機関の長への意見通知日: stamped when the notice is issued, or set by the secretariat.
+    notified_to_head_on = models.DateField(_("opinion notified to the head on"), null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -492,7 +613,11 @@ class EthicsNotice(models.Model):
 
 
 class ReminderSent(models.Model):
-    """A reminder already sent, so that the daily run never sends the same one twice."""
+    """A reminder already issued, so that the daily run never issues the same one twice.
+
+    Issuing puts the message in the applicant's inbox (``notification``); whether and when its
+    e-mail copy went out is recorded there (``mailed_at``), only once the mail server accepted it.
+    """
 
     class Kind(models.TextChoices):
         PERIODIC_REPORT = "periodic_report", _("Periodic report due")
@@ -503,7 +628,11 @@ class ReminderSent(models.Model):
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     due_on = models.DateField(_("due on"))
     recipients = models.JSONField(_("recipients"), default=list)
-    sent_at = models.DateTimeField(_("sent"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    notification = models.ForeignKey(
+        "notifications.Notification", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("notification"),
+    )
 
     class Meta:
         verbose_name = _("reminder sent")
@@ -517,6 +646,51 @@ class ReminderSent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.protocol} ({self.due_on})"
+
+    @property
+    def mailed_at(self) -> datetime | None:
+        """When the mail server accepted the e-mail copy; None while it is pending or failing."""
+        return self.notification.mail_sent_at if self.notification is not None else None
+
+
+class NoncomplianceReport(models.Model):
+    """重大な不適合の報告: filed by the principal investigator or the head, reviewed by the committee.
+
+    A review (``Review``) belongs to one submitted version, while a report of serious
+    non-compliance concerns the running research, so the committee's opinion on it is recorded
+    here; its review type is ``Review.Type.SERIOUS_NONCOMPLIANCE``. The committee may also suspend
+    the research through the ordinary transition.
+    """
+
+    class FiledAs(models.TextChoices):
+        PRINCIPAL_INVESTIGATOR = "principal_investigator", pgettext_lazy("principal investigator", "Site principal investigator")
+        HEAD = "head", _("Head of the institution")
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="noncompliance_reports")
+    filed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    filed_as = models.CharField(_("filed as"), max_length=30, choices=FiledAs.choices)
+    body = models.TextField(_("what happened and what was done"))
+    filed_at = models.DateTimeField(_("filed"), auto_now_add=True)
+    opinion = models.TextField(_("committee opinion"), blank=True)
+    opinion_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    opinion_at = models.DateTimeField(_("opinion given"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("report of serious non-compliance")
+        verbose_name_plural = _("reports of serious non-compliance")
+        ordering = ["protocol", "-filed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(opinion_by__isnull=True, opinion_at__isnull=True, opinion="")
+                | (Q(opinion_by__isnull=False, opinion_at__isnull=False) & ~Q(opinion="")),
+                name="noncompliance_opinion_by_at_and_text_together",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"non-compliance report on {self.protocol}"
 
 
 class PeriodicReport(models.Model):

@@ -20,6 +20,7 @@ from portal.ethics.models import (
     CommitteeMembership,
     Decision,
     EthicsCommittee,
+    NoncomplianceReport,
     ProtocolItem,
     Review,
 )
@@ -91,6 +92,10 @@ def committee_summary(request: HttpRequest, slug: str, year: int) -> HttpRespons
     for review_type, outcome, n in pairs:
         by_type[review_type] += n
         by_outcome[outcome] += n
+    # Reports of serious non-compliance are reviewed outside a version's review (NoncomplianceReport).
+    by_type[Review.Type.SERIOUS_NONCOMPLIANCE] += NoncomplianceReport.objects.filter(
+        protocol__committee=committee, opinion_at__year=year
+    ).count()
     title = ProtocolItem.objects.filter(version=OuterRef("review__version"), key="title").values("body")[:1]
     approved = (
         decisions.filter(

@@ -1,8 +1,10 @@
 """Daily reminders to applicants: periodic report due, conditions left unanswered, approval expiring.
 
 Each reminder is remembered in ``ReminderSent`` under (protocol, kind, due date), backed by a unique
-constraint, so running the job twice on a day, or on two workers at once, sends nothing new. A new
-due date (the next periodic report, an extended approval) is a new reminder.
+constraint, so running the job twice on a day, or on two workers at once, issues nothing new. A new
+due date (the next periodic report, an extended approval) is a new reminder. Issuing a reminder puts
+it in the applicant's inbox; its e-mail copy is sent by the notifications' task, and recorded as
+sent (on the notification) only once the mail server accepted it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.audit.services import audit_record
 from portal.ethics.models import Decision, Protocol, ProtocolStatus, ReminderSent
+from portal.notifications.services import notification_send
 
 PERIODIC_REPORT_WINDOW = timedelta(days=30)
 CONDITIONS_GRACE = timedelta(days=30)
@@ -86,39 +88,46 @@ def _message(item: Due) -> tuple[str, str]:
         ReminderSent.Kind.APPROVAL_EXPIRING: _("Apply for continuation before the approval ends; no data may be used after it ends."),
         ReminderSent.Kind.CONDITIONS_UNANSWERED: _("The research cannot start until the conditions are answered and the chair has accepted the answer."),
     }
-    subject = f"[{_('Ethics review')}] " + subjects[ReminderSent.Kind(item.kind)] % {"date": item.due_on.isoformat()}
-    link = f"{settings.PORTAL_BASE_URL}/ethics/protocols/{protocol.pk}/"
+    subject = subjects[ReminderSent.Kind(item.kind)] % {"date": item.due_on.isoformat()}
     body = "\n\n".join(
         line for line in (f"{protocol.number or ''} {_title(protocol)}".strip(),
-                          str(details[ReminderSent.Kind(item.kind)]), link) if line
+                          str(details[ReminderSent.Kind(item.kind)])) if line
     )
     return subject, body
 
 
 def reminder_send(*, item: Due) -> ReminderSent | None:
-    """Send one reminder unless it was sent before; returns the record, or None if already sent."""
-    recipients = [item.protocol.principal_investigator.email]
+    """Issue one reminder unless it was issued before; returns the record, or None if already issued.
+
+    The record and the inbox message are written together; the e-mail goes out after the commit.
+    """
+    pi = item.protocol.principal_investigator
+    recipients = [pi.email]
     try:
         with transaction.atomic():
             sent = ReminderSent.objects.create(
                 protocol=item.protocol, kind=item.kind, due_on=item.due_on, recipients=recipients
             )
-            audit_record(
-                action="ethics.reminder_sent", actor=None, actor_email="system", target=item.protocol,
-                details={"kind": item.kind, "due_on": item.due_on.isoformat(), "recipients": recipients},
-            )
             with translation.override(settings.LANGUAGE_CODE):
                 subject, body = _message(item)
-            transaction.on_commit(
-                lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+                notices = notification_send(
+                    recipients=[pi], area=_("Ethics review"), subject=subject, body=body,
+                    url=f"/ethics/protocols/{item.protocol.pk}/",
+                )
+            sent.notification = notices[0] if notices else None
+            sent.save(update_fields=["notification"])
+            audit_record(
+                action="ethics.reminder_issued", actor=None, actor_email="system", target=item.protocol,
+                details={"kind": item.kind, "due_on": item.due_on.isoformat(), "recipients": recipients,
+                         "notification": sent.notification_id},
             )
     except IntegrityError:
-        return None  # already sent: the unique constraint is the memory
+        return None  # already issued: the unique constraint is the memory
     return sent
 
 
 def reminders_send(*, today: date | None = None) -> list[ReminderSent]:
-    """Send every reminder due today that has not been sent; safe to run any number of times."""
+    """Issue every reminder due today that has not been issued; safe to run any number of times."""
     today = today or timezone.localdate()
     due = reminders_due(today=today)
     already = set(

@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import OrganizationMembership, User
 from portal.ethics.models import (
     CommitteeMembership,
+    PeriodicReport,
     Protocol,
+    ProtocolItem,
     ProtocolStatus,
     ProtocolVersion,
+    Review,
     ReviewAssignment,
 )
 
@@ -92,4 +95,62 @@ def review_inbox(user: User) -> QuerySet[ReviewAssignment]:
         )
         .select_related("review__version__protocol", "member")
         .order_by("review__opened_at")
+    )
+
+
+# --- The secretariat's queue ---------------------------------------------------------------------
+
+
+def secretariat_committee_ids(user: User) -> QuerySet[CommitteeMembership]:
+    """The committees whose secretariat work ``user`` may do (the secretariat, or the chair)."""
+    return CommitteeMembership.objects.filter(
+        user=user, active=True,
+        role__in=[CommitteeMembership.Role.SECRETARIAT, CommitteeMembership.Role.CHAIR],
+    ).values("committee_id")
+
+
+def open_full_board_reviews(user: User) -> QuerySet[Review]:
+    """Full-board reviews of the user's committees still awaiting the committee's opinion.
+
+    Prefetched as ``services.quorum_problems`` reads them, so a page of them costs a fixed number of
+    queries; the page keeps those whose attendance is not recorded or does not make the quorum.
+    """
+    return (
+        Review.objects.filter(
+            version__protocol__committee_id__in=secretariat_committee_ids(user),
+            mode=Review.Mode.FULL_BOARD,
+            decision__isnull=True,
+            version__protocol__status__in=[ProtocolStatus.UNDER_REVIEW, ProtocolStatus.AMENDMENT_REVIEW],
+        )
+        .select_related("version__protocol__principal_investigator", "version__protocol__institution")
+        .annotate(title=Subquery(
+            ProtocolItem.objects.filter(version=OuterRef("version"), key="title").values("body")[:1]
+        ))
+        .prefetch_related("assignments", "attendance__member")
+        .order_by("meeting_at", "opened_at", "id")
+    )
+
+
+def conditions_answered_protocols(user: User) -> QuerySet[Protocol]:
+    """Protocols whose applicant answered the conditions: the chair judges the answer."""
+    return (
+        Protocol.objects.filter(
+            committee_id__in=secretariat_committee_ids(user), status=ProtocolStatus.CONDITIONS_ANSWERED
+        )
+        .select_related("principal_investigator", "institution")
+        .annotate(title=Subquery(
+            ProtocolItem.objects.filter(version__protocol=OuterRef("pk"), key="title")
+            .order_by("-version__number").values("body")[:1]
+        ))
+        .order_by("updated_at", "id")
+    )
+
+
+def periodic_reports_to_acknowledge(user: User) -> QuerySet[PeriodicReport]:
+    return (
+        PeriodicReport.objects.filter(
+            protocol__committee_id__in=secretariat_committee_ids(user), acknowledged_at__isnull=True
+        )
+        .select_related("protocol")
+        .order_by("submitted_at", "id")
     )

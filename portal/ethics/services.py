@@ -24,14 +24,17 @@ from portal.accounts.models import Organization, OrganizationMembership, User
 from portal.audit.services import audit_record
 from portal.core.vocabulary import Modality
 from portal.ethics import notifications
-from portal.ethics.items import ITEMS_BY_KEY, PROTOCOL_ITEMS
+from portal.ethics.items import ITEMS_BY_KEY, ORGANIZATION_ITEM_KEYS, items_for
 from portal.ethics.models import (
     Attendance,
     CommitteeMembership,
+    ConflictDeclaration,
     Decision,
     EthicsCommittee,
     HeadDecision,
     ItemComment,
+    NoncomplianceReport,
+    OrganizationEntry,
     PeriodicReport,
     Protocol,
     ProtocolAttachment,
@@ -176,36 +179,80 @@ def committee_member_add(
 
 
 def protocol_create(
-    *, committee: EthicsCommittee, institution: Organization, title: str, by: User
+    *, committee: EthicsCommittee, institution: Organization, title: str, by: User,
+    kind: str = Protocol.Kind.RESEARCH,
 ) -> Protocol:
+    """A new draft; a collection-and-provision body's protocol (``kind``) has its own items."""
     if not title.strip():
         raise ValidationError({"title": _("Give the research a title.")})
+    if kind not in Protocol.Kind.values:
+        raise ValidationError({"kind": _("Unknown kind of protocol.")})
     if not OrganizationMembership.objects.filter(user=by, organization=institution).exists():
         raise EthicsRefused(_("You can only apply for an institution you belong to."))
     with transaction.atomic():
         protocol = Protocol.objects.create(
-            committee=committee, principal_investigator=by, institution=institution
+            committee=committee, principal_investigator=by, institution=institution, kind=kind
         )
         version = ProtocolVersion.objects.create(protocol=protocol, number=1)
         ProtocolItem.objects.bulk_create(
             ProtocolItem(version=version, key=item.key, body=title.strip() if item.key == "title" else "")
-            for item in PROTOCOL_ITEMS
+            for item in items_for(kind)
         )
-        _audit("protocol_created", by, protocol, committee=committee.slug)
+        # Item ② starts with the applicant: the applying site's principal investigator (研究責任者).
+        OrganizationEntry.objects.create(
+            version=version, institution_name=institution.name_ja,
+            institution_role=OrganizationEntry.InstitutionRole.RESEARCH_INSTITUTION,
+            person_name=by.full_name or by.email, person_role=OrganizationEntry.PersonRole.SITE_PI, user=by,
+        )
+        _audit("protocol_created", by, protocol, committee=committee.slug, kind=kind)
     return protocol
+
+
+ORGANIZATION_ENTRY_FIELDS = ("institution_name", "institution_role", "person_name", "person_role", "user")
+
+
+def _organization_entries_replace(version: ProtocolVersion, entries: list[dict[str, Any]]) -> None:
+    """Item ② as rows (institution × person × role), replacing the version's rows in the order given."""
+    rows = []
+    for position, entry in enumerate(entries):
+        unknown = set(entry) - set(ORGANIZATION_ENTRY_FIELDS)
+        if unknown:
+            raise ValidationError(_("Unknown fields: %(names)s") % {"names": ", ".join(sorted(unknown))})
+        row = OrganizationEntry(
+            version=version, position=position,
+            institution_name=str(entry.get("institution_name", "")).strip(),
+            institution_role=entry.get("institution_role", ""),
+            person_name=str(entry.get("person_name", "")).strip(),
+            person_role=entry.get("person_role", ""),
+            user=entry.get("user"),
+        )
+        row.full_clean(exclude=["version"], validate_constraints=False)
+        if row.person_role in {OrganizationEntry.PersonRole.LEAD_PI, OrganizationEntry.PersonRole.SITE_PI} and (
+            row.institution_role not in {OrganizationEntry.InstitutionRole.RESEARCH_INSTITUTION,
+                                         OrganizationEntry.InstitutionRole.COLLABORATING}
+        ):
+            raise ValidationError(
+                _("%(name)s: a principal investigator belongs to a research institution.") % {"name": row.person_name}
+            )
+        rows.append(row)
+    if sum(1 for row in rows if row.person_role == OrganizationEntry.PersonRole.LEAD_PI) > 1:
+        raise ValidationError(_("Name one lead principal investigator, not several."))
+    version.organization_entries.all().delete()
+    OrganizationEntry.objects.bulk_create(rows)
 
 
 def protocol_update_draft(
     *, protocol: Protocol, by: User, fields: dict[str, Any] | None = None,
     items: dict[str, dict[str, str]] | None = None,
     named_researchers: Iterable[User] | None = None, societies: Iterable[Society] | None = None,
+    organization_entries: list[dict[str, Any]] | None = None,
 ) -> ProtocolVersion:
-    """Change the draft version's fields and items; a submitted version cannot change."""
+    """Change the draft version's fields, items and item ② rows; a submitted version cannot change."""
     _require_applicant(protocol, by)
     fields = fields or {}
     items = items or {}
     unknown_fields = set(fields) - set(VERSION_FIELDS)
-    unknown_items = set(items) - set(ITEMS_BY_KEY)
+    unknown_items = set(items) - {spec.key for spec in items_for(protocol.kind)}
     if unknown_fields or unknown_items:
         raise ValidationError(
             _("Unknown fields: %(names)s") % {"names": ", ".join(sorted(unknown_fields | unknown_items))}
@@ -224,13 +271,16 @@ def protocol_update_draft(
             version.named_researchers.set(list(named_researchers))
         if societies is not None:
             version.societies.set(list(societies))
+        if organization_entries is not None:
+            _organization_entries_replace(version, organization_entries)
         for key, values in items.items():
             ProtocolItem.objects.filter(version=version, key=key).update(
                 body=values.get("body", "").strip(),
                 not_applicable_reason=values.get("not_applicable_reason", "").strip(),
             )
         _audit("draft_updated", by, protocol, version=version.number,
-               fields=sorted(fields), items=sorted(items))
+               fields=sorted(fields), items=sorted(items),
+               organization_entries=None if organization_entries is None else len(organization_entries))
     return version
 
 
@@ -280,11 +330,17 @@ def missing_for_submission(version: ProtocolVersion) -> list[str]:
     """Everything a version still lacks before it can be submitted, each named."""
     missing: list[str] = []
     items = {item.key: item for item in version.items.all()}
-    for spec in PROTOCOL_ITEMS:
+    entries = list(version.organization_entries.all())
+    for spec in items_for(version.protocol.kind):
         item = items.get(spec.key)
         body = item.body if item else ""
         reason = item.not_applicable_reason if item else ""
-        if spec.always_required and not body:
+        if spec.key in ORGANIZATION_ITEM_KEYS:
+            # Item ② is stated by its rows; the text beside them is a free note.
+            if not entries:
+                missing.append(_("%(marker)s %(label)s: name at least one institution and person")
+                               % {"marker": spec.marker, "label": spec.label})
+        elif spec.always_required and not body:
             missing.append(_("%(marker)s %(label)s: required") % {"marker": spec.marker, "label": spec.label})
         elif not spec.always_required and not body and not reason:
             missing.append(
@@ -302,6 +358,8 @@ def missing_for_submission(version: ProtocolVersion) -> list[str]:
             missing.append(_("Opt-out notice draft: attach it"))
     if version.foreign_provision and not version.foreign_country.strip():
         missing.append(_("Provision abroad: name the country"))
+    if version.multi_site and not any(e.person_role == OrganizationEntry.PersonRole.LEAD_PI for e in entries):
+        missing.append(_("Multi-site study: name the lead principal investigator in item ②"))
     return missing
 
 
@@ -352,12 +410,19 @@ def protocol_return_for_completion(*, protocol: Protocol, reason: str, by: User)
 
 
 def _recusal_reason(protocol: Protocol, version: ProtocolVersion, member: CommitteeMembership) -> str:
+    """Why a member is recused from the start, or "" (REGULATION.md (b): members attached to the study).
+
+    Only the principal investigator and the researchers named in the protocol (its list or its
+    item ② rows) are recused outright. Other members of the applicant's institution take part
+    unless they declare a conflict of interest (``conflict_declare``), so a committee can still
+    reach its quorum on its own institution's research.
+    """
     if member.user_id == protocol.principal_investigator_id:
         return _("applicant")
-    if version.named_researchers.filter(pk=member.user_id).exists():
+    if version.named_researchers.filter(pk=member.user_id).exists() or version.organization_entries.filter(
+        user_id=member.user_id
+    ).exists():
         return _("named in the protocol")
-    if OrganizationMembership.objects.filter(user_id=member.user_id, organization=protocol.institution).exists():
-        return _("member of the applicant's institution")
     return ""
 
 
@@ -456,6 +521,73 @@ def vote_cast(*, review: Review, choice: str, reason: str = "", by: User) -> Vot
     return vote
 
 
+def conflict_declare(*, review: Review, has_conflict: bool, details: str = "", by: User) -> ConflictDeclaration:
+    """委員の利益相反申告: a member assigned to the review declares none or a conflict.
+
+    A declared conflict recuses the member (they neither vote nor count towards the quorum); a
+    later declaration of none lifts only a recusal that the conflict caused, never one for being
+    the applicant or named in the protocol.
+    """
+    assignment = _assignment(review, by)
+    if has_conflict and not details.strip():
+        raise ValidationError({"details": _("Describe the conflict of interest.")})
+    with transaction.atomic():
+        _require_open(review)
+        assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
+        declaration, _created = ConflictDeclaration.objects.update_or_create(
+            review=review, member=assignment.member,
+            defaults={"has_conflict": has_conflict, "details": details.strip() if has_conflict else ""},
+        )
+        if has_conflict and not assignment.recused:
+            assignment.recused = True
+            assignment.recusal_reason = _("declared a conflict of interest")
+            assignment.save(update_fields=["recused", "recusal_reason"])
+            # A vote already cast no longer counts: the member is out of the decision.
+            Vote.objects.filter(review=review, member=assignment.member).delete()
+        elif not has_conflict and assignment.recused and not _recusal_reason(
+            review.version.protocol, review.version, assignment.member
+        ):
+            assignment.recused = False
+            assignment.recusal_reason = ""
+            assignment.save(update_fields=["recused", "recusal_reason"])
+        _audit("conflict_declared", by, review.version.protocol, version=review.version.number,
+               has_conflict=has_conflict, details=declaration.details, recused=assignment.recused)
+    return declaration
+
+
+def review_explanation_record(*, review: Review, explanation: str, by: User) -> Review:
+    """研究者の説明・質疑: the secretariat records what the researchers explained and were asked."""
+    _require_secretariat(review.version.protocol.committee, by)
+    if not explanation.strip():
+        raise ValidationError({"explanation": _("Write what the researchers explained and were asked.")})
+    with transaction.atomic():
+        _require_open(review)
+        review = Review.objects.select_for_update().get(pk=review.pk)
+        review.pi_explanation = explanation.strip()
+        review.save(update_fields=["pi_explanation"])
+        _audit("explanation_recorded", by, review.version.protocol, version=review.version.number)
+    return review
+
+
+def decision_notified_to_head_set(*, decision: Decision, on: date, by: User | None) -> Decision:
+    """研究機関の長への意見通知日: set by the secretariat (``by``), or stamped when the notice is issued."""
+    protocol = decision.review.version.protocol
+    if by is not None:
+        _require_secretariat(protocol.committee, by)
+    if on < timezone.localdate(decision.decided_at):
+        raise ValidationError({"on": _("The opinion cannot reach the head before it was decided.")})
+    if on > timezone.localdate():
+        raise ValidationError({"on": _("The date cannot be in the future.")})
+    with transaction.atomic():
+        decision = Decision.objects.select_for_update().get(pk=decision.pk)
+        previous = decision.notified_to_head_on
+        decision.notified_to_head_on = on
+        decision.save(update_fields=["notified_to_head_on"])
+        _audit("opinion_notified_to_head", by, protocol, version=decision.review.version.number,
+               on=on, previous=previous)
+    return decision
+
+
 def attendance_record(*, review: Review, members: Iterable[CommitteeMembership], by: User) -> None:
     _require_secretariat(review.version.protocol.committee, by)
     members = list(members)
@@ -471,10 +603,15 @@ def attendance_record(*, review: Review, members: Iterable[CommitteeMembership],
 
 def quorum_problems(review: Review) -> list[str]:
     """Quorum failures for the members recorded as attending, recused members not counted."""
-    recused = set(review.assignments.filter(recused=True).values_list("member_id", flat=True))
+    # A list page prefetches "assignments" and "attendance__member" (a fixed number of queries for
+    # any number of reviews); one review alone reads them here.
+    prefetched = getattr(review, "_prefetched_objects_cache", {})
+    assignments = review.assignments.all() if "assignments" in prefetched else review.assignments.filter(recused=True)
+    attendance = review.attendance.all() if "attendance" in prefetched else review.attendance.select_related("member")
+    recused = {a.member_id for a in assignments if a.recused}
     attendees = [
         Attendee(a.member.category, a.member.is_external, a.member.sex)
-        for a in review.attendance.select_related("member")
+        for a in attendance
         if a.member_id not in recused and a.member.votes
     ]
     return quorum_failures(attendees)
@@ -629,6 +766,14 @@ def _copy_version(previous: ProtocolVersion, *, kind: str, summary: str) -> Prot
     version.save()
     version.societies.set(societies)
     version.named_researchers.set(researchers)
+    OrganizationEntry.objects.bulk_create(
+        OrganizationEntry(
+            version=version, position=e.position, institution_name=e.institution_name,
+            institution_role=e.institution_role, person_name=e.person_name, person_role=e.person_role,
+            user_id=e.user_id,
+        )
+        for e in previous.organization_entries.all()
+    )
     ProtocolItem.objects.bulk_create(
         ProtocolItem(version=version, key=i.key, body=i.body, not_applicable_reason=i.not_applicable_reason)
         for i in previous.items.all()
@@ -644,6 +789,21 @@ def _copy_version(previous: ProtocolVersion, *, kind: str, summary: str) -> Prot
     return version
 
 
+def protocol_revise_refusal(*, protocol: Protocol, by: User) -> str | None:
+    """Why ``by`` may not open a revision of ``protocol`` now, or None if they may.
+
+    The one rule: ``protocol_revise`` refuses with it, and the page offers the revision only when
+    it answers None.
+    """
+    if protocol.principal_investigator_id != by.pk:
+        return str(_("Only the protocol's principal investigator can do this."))
+    if protocol.status != ProtocolStatus.DEFERRED:
+        return str(_("Only a deferred protocol is revised for resubmission."))
+    if not latest_version(protocol).is_frozen:
+        return str(_("A revision is already being drafted."))
+    return None
+
+
 def protocol_revise(*, protocol: Protocol, summary: str, by: User) -> ProtocolVersion:
     """After a deferral (継続審査), open a revised version to resubmit."""
     _require_applicant(protocol, by)
@@ -651,11 +811,10 @@ def protocol_revise(*, protocol: Protocol, summary: str, by: User) -> ProtocolVe
         raise ValidationError({"summary": _("Summarise the changes.")})
     with transaction.atomic():
         protocol = _locked(protocol)
-        if protocol.status != ProtocolStatus.DEFERRED:
-            raise EthicsRefused(_("Only a deferred protocol is revised for resubmission."))
+        refusal = protocol_revise_refusal(protocol=protocol, by=by)
+        if refusal is not None:
+            raise EthicsRefused(refusal)
         previous = latest_version(protocol)
-        if not previous.is_frozen:
-            raise EthicsRefused(_("A revision is already being drafted."))
         version = _copy_version(previous, kind=previous.kind, summary=summary)
         _audit("protocol_revised", by, protocol, version=version.number)
     return version
@@ -696,6 +855,17 @@ def amendment_submit(*, protocol: Protocol, by: User) -> Protocol:
         _audit("amendment_submitted", by, protocol, version=version.number, kind=version.kind)
         notifications.notify_secretariat(protocol, _("An amendment was submitted"))
     return protocol
+
+
+def draft_submit(*, protocol: Protocol, by: User) -> Protocol:
+    """Submit the open draft, whichever it is: pages and the API call this one.
+
+    An amendment drafted while the research is active goes to amendment review; anything else (a
+    first draft, one returned for completion, a revision after deferral, even of an amendment) is
+    submitted anew.
+    """
+    submit = amendment_submit if protocol.status == ProtocolStatus.ACTIVE else protocol_submit
+    return submit(protocol=protocol, by=by)
 
 
 def minor_amendment_acknowledge(*, protocol: Protocol, by: User) -> Protocol:
@@ -754,6 +924,51 @@ def periodic_report_acknowledge(*, report: PeriodicReport, by: User) -> Periodic
     return report
 
 
+# While the research runs (or is suspended), serious non-compliance can be found and reported.
+REPORTABLE_STATES = {ProtocolStatus.ACTIVE, ProtocolStatus.AMENDMENT_REVIEW, ProtocolStatus.SUSPENDED}
+
+
+def noncompliance_report_file(*, protocol: Protocol, body: str, by: User) -> NoncomplianceReport:
+    """重大な不適合の報告: the principal investigator or the head reports it to the committee."""
+    if protocol.principal_investigator_id == by.pk:
+        filed_as = NoncomplianceReport.FiledAs.PRINCIPAL_INVESTIGATOR
+    else:
+        _require_head(protocol, by)
+        filed_as = NoncomplianceReport.FiledAs.HEAD
+    if not body.strip():
+        raise ValidationError({"body": _("Describe what happened and what was done about it.")})
+    with transaction.atomic():
+        protocol = _locked(protocol)
+        if protocol.status not in REPORTABLE_STATES:
+            raise EthicsRefused(_("Serious non-compliance is reported while the research is running."))
+        report = NoncomplianceReport.objects.create(
+            protocol=protocol, filed_by=by, filed_as=filed_as, body=body.strip()
+        )
+        _audit("noncompliance_reported", by, protocol, report=report.pk, filed_as=filed_as)
+        notifications.notify_secretariat(protocol, _("A report of serious non-compliance was filed"))
+    return report
+
+
+def noncompliance_opinion_record(*, report: NoncomplianceReport, opinion: str, by: User) -> NoncomplianceReport:
+    """The committee's opinion on a report of serious non-compliance, recorded by the chair."""
+    protocol = report.protocol
+    _require_chair(protocol.committee, by)
+    if not opinion.strip():
+        raise ValidationError({"opinion": _("Give the committee's opinion.")})
+    with transaction.atomic():
+        report = NoncomplianceReport.objects.select_for_update().get(pk=report.pk)
+        if report.opinion_at is not None:
+            raise EthicsRefused(_("The committee has already given its opinion on this report."))
+        report.opinion = opinion.strip()
+        report.opinion_by = by
+        report.opinion_at = timezone.now()
+        report.save(update_fields=["opinion", "opinion_by", "opinion_at"])
+        _audit("noncompliance_opinion_recorded", by, protocol, report=report.pk)
+        notifications.notify_applicant(protocol, _("The committee gave its opinion on a report of serious non-compliance"),
+                                       report.opinion)
+    return report
+
+
 def _simple_transition(action: str, audit_action: str, protocol: Protocol, by: User, **details: Any) -> Protocol:
     with transaction.atomic():
         protocol = _locked(protocol)
@@ -782,18 +997,36 @@ def protocol_resume(*, protocol: Protocol, by: User) -> Protocol:
     return _simple_transition("resume", "protocol_resumed", protocol, by)
 
 
+def _end_with_report(
+    action: str, audit_action: str, protocol: Protocol, report: str, by: User, subject: str
+) -> Protocol:
+    with transaction.atomic():
+        protocol = _locked(protocol)
+        source, target = transition(protocol, action, end_report=report.strip())
+        _audit(audit_action, by, protocol, report=report.strip(), **{"from": source, "to": target})
+        notifications.notify_secretariat(protocol, subject)
+    return protocol
+
+
 def protocol_report_completion(*, protocol: Protocol, report: str, by: User) -> Protocol:
+    """終了報告: the research ends as completed (終了)."""
     _require_applicant(protocol, by)
     if not report.strip():
         raise ValidationError({"report": _("Write the completion report.")})
-    return _simple_transition("report_completion", "completion_reported", protocol, by, report=report)
+    return _end_with_report("report_completion", "completion_reported", protocol, report, by,
+                            _("A completion report was submitted"))
 
 
-def protocol_close(*, protocol: Protocol, by: User) -> Protocol:
-    _require_secretariat(protocol.committee, by)
-    return _simple_transition("close", "protocol_closed", protocol, by)
+def protocol_discontinue(*, protocol: Protocol, report: str, by: User) -> Protocol:
+    """中止報告: the principal investigator stops the research before its planned end (中止)."""
+    _require_applicant(protocol, by)
+    if not report.strip():
+        raise ValidationError({"report": _("Write the discontinuation report: why the research stopped and what was done.")})
+    return _end_with_report("discontinue", "protocol_discontinued", protocol, report, by,
+                            _("A discontinuation report was submitted"))
 
 
 def protocol_withdraw(*, protocol: Protocol, by: User) -> Protocol:
+    """取下げ: the applicant withdraws a protocol that has not been decided."""
     _require_applicant(protocol, by)
     return _simple_transition("withdraw", "protocol_withdrawn", protocol, by)

@@ -28,12 +28,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.accounts.models import OrganizationMembership, User
-from portal.accounts.roles import Role, has_role
+from portal.accounts.roles import ETHICS_COMMITTEE_ROLES, roles_for
 from portal.audit.services import audit_record
 from portal.deid.selectors import deid_reports_for_protocol
 from portal.ethics import services
 from portal.ethics.forms import (
     EDITABLE_VERSION_FIELDS,
+    ORGANIZATION_PREFIX,
     AmendmentForm,
     AttachmentForm,
     AttendanceForm,
@@ -41,19 +42,29 @@ from portal.ethics.forms import (
     CompletionReportForm,
     ConditionsAnswerForm,
     ConditionsVerifyForm,
+    ConflictDeclarationForm,
     DecisionForm,
+    DiscontinuationReportForm,
+    ExplanationForm,
     HeadDecisionForm,
+    NoncomplianceOpinionForm,
+    NoncomplianceReportForm,
+    NotifiedToHeadForm,
     PeriodicReportForm,
     ProtocolCreateForm,
     ProtocolItemsForm,
     ProtocolVersionForm,
     ReasonForm,
     ReviewOpenForm,
+    RevisionForm,
     VoteForm,
     add_service_errors,
+    organization_formset,
+    organization_payload,
 )
-from portal.ethics.items import PROTOCOL_ITEMS
+from portal.ethics.items import item_heading, items_for
 from portal.ethics.models import (
+    END_STATES,
     CommitteeMembership,
     ItemComment,
     Protocol,
@@ -64,7 +75,15 @@ from portal.ethics.models import (
     Review,
     Vote,
 )
-from portal.ethics.selectors import protocol_data_flow, protocols_visible_to, review_inbox
+from portal.ethics.selectors import (
+    conditions_answered_protocols,
+    open_full_board_reviews,
+    periodic_reports_to_acknowledge,
+    protocol_data_flow,
+    protocols_visible_to,
+    review_inbox,
+    secretariat_committee_ids,
+)
 from portal.ethics.workflow import TRANSITIONS, TransitionNotAllowed
 
 S = ProtocolStatus
@@ -161,7 +180,7 @@ def _finish(form: forms.Form, done: bool, url: str, rerender: Callable[[], HttpR
 
 def _item_rows(version: ProtocolVersion) -> list[tuple[Any, ProtocolItem | None]]:
     items = {item.key: item for item in version.items.all()}
-    return [(spec, items.get(spec.key)) for spec in PROTOCOL_ITEMS]
+    return [(spec, items.get(spec.key)) for spec in items_for(version.protocol.kind)]
 
 
 # --- Applicant: list, create, edit, attachments, submit ----------------------------------------
@@ -195,10 +214,20 @@ def protocol_create(request: HttpRequest) -> HttpResponse:
     return render(request, "ethics/protocol_create.html", {"form": form})
 
 
+def _applicant_comments(protocol: Protocol) -> list[tuple[ItemComment, str]]:
+    """The committee's comments meant for the applicant, each naming its item as the committee does
+    ("⑤ ..."), never by its stored key."""
+    return [
+        (comment, item_heading(comment.item_key) if comment.item_key else "")
+        for comment in ItemComment.objects.filter(review__version__protocol=protocol, for_applicant=True)
+        .select_related("review__version").order_by("created_at", "id")
+    ]
+
+
 def _render_edit(
     request: HttpRequest, standing: Standing, *, version_form: forms.Form | None = None,
     items_form: forms.Form | None = None, attachment_form: forms.Form | None = None,
-    missing: list[str] | None = None,
+    missing: list[str] | None = None, organization: Any = None,
 ) -> HttpResponse:
     version = services.latest_version(standing.protocol)
     context = {
@@ -206,9 +235,12 @@ def _render_edit(
         "version": version,
         "version_form": version_form or ProtocolVersionForm(instance=version),
         "items_form": items_form or ProtocolItemsForm(version=version),
+        "organization_formset": organization or organization_formset(version),
         "attachment_form": attachment_form or AttachmentForm(),
         "attachments": version.attachments.all(),
         "missing": missing,
+        # Revising after a deferral or a return: what the committee said, beside the items.
+        "comments": _applicant_comments(standing.protocol),
     }
     return render(request, "ethics/protocol_edit.html", context)
 
@@ -232,19 +264,23 @@ def protocol_edit(request: HttpRequest, pk: int) -> HttpResponse:
     version = services.latest_version(standing.protocol)
     version_form = ProtocolVersionForm(request.POST, instance=ProtocolVersion.objects.get(pk=version.pk))
     items_form = ProtocolItemsForm(request.POST, version=version)
-    if version_form.is_valid() and items_form.is_valid():
+    # Item ② rows; a post without the formset (an older page) leaves the rows as they are.
+    organization = organization_formset(version, request.POST) if f"{ORGANIZATION_PREFIX}-TOTAL_FORMS" in request.POST else None
+    if version_form.is_valid() and items_form.is_valid() and (organization is None or organization.is_valid()):
         done = _attempt(
             request, version_form,
             lambda: services.protocol_update_draft(
                 protocol=standing.protocol, by=request.user,  # type: ignore[arg-type]
                 fields=version_form.fields_payload(), items=items_form.items_payload(),
+                organization_entries=organization_payload(organization) if organization is not None else None,
                 **version_form.relations_payload(),
             ),
             _("The draft was saved."),
         )
         if done or not version_form.errors:
             return redirect("ethics:protocol_edit", pk=pk)
-    return _render_edit(request, standing, version_form=version_form, items_form=items_form)
+    return _render_edit(request, standing, version_form=version_form, items_form=items_form,
+                        organization=organization)
 
 
 @require_POST
@@ -271,10 +307,8 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
 def protocol_submit(request: HttpRequest, pk: int) -> HttpResponse:
     standing = _standing(request, pk, lambda s: s.is_applicant)
     protocol = standing.protocol
-    version = services.latest_version(protocol)
-    submit = services.amendment_submit if version.kind != ProtocolVersion.Kind.INITIAL else services.protocol_submit
     try:
-        submit(protocol=protocol, by=request.user)  # type: ignore[arg-type]
+        services.draft_submit(protocol=protocol, by=request.user)  # type: ignore[arg-type]
     except REFUSALS as refusal:
         messages.error(request, str(refusal))
     except ValidationError as missing:
@@ -300,7 +334,8 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
     chosen = request.GET.get("version")
     version = next((v for v in versions if str(v.number) == chosen), versions[-1])
     latest = versions[-1]
-    review = getattr(latest, "review", None)
+    # While a deferred protocol is being revised, its last opinion stays in sight above the draft.
+    review = next((v.review for v in reversed(versions) if hasattr(v, "review")), None)
     decision = getattr(review, "decision", None) if review else None
     status = protocol.status
     applicant, chair, secretariat, head = (
@@ -308,7 +343,7 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
     )
     # A withdrawn or finished protocol keeps its last draft as it was.
     amendment_drafting = (
-        applicant and status not in {S.CLOSED, S.COMPLETED} and not services.latest_version(protocol).is_frozen
+        applicant and status not in END_STATES and not services.latest_version(protocol).is_frozen
     )
     forms_shown = {
         "answer_form": ConditionsAnswerForm() if applicant and status == S.CONDITIONS else None,
@@ -316,19 +351,25 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
             AmendmentForm() if applicant and status == S.ACTIVE and not amendment_drafting else None
         ),
         "completion_form": CompletionReportForm() if applicant and _can_do("report_completion", status) else None,
+        "discontinue_form": DiscontinuationReportForm() if applicant and _can_do("discontinue", status) else None,
+        "noncompliance_form": (
+            NoncomplianceReportForm() if (applicant or head) and status in services.REPORTABLE_STATES else None
+        ),
+        "noncompliance_opinion_form": NoncomplianceOpinionForm() if chair else None,
         "periodic_form": (
             PeriodicReportForm() if applicant and status in {S.ACTIVE, S.AMENDMENT_REVIEW, S.SUSPENDED} else None
         ),
         "verify_form": ConditionsVerifyForm() if chair and status == S.CONDITIONS_ANSWERED else None,
         "suspend_form": ReasonForm() if (chair or head) and _can_do("suspend", status) else None,
         "head_form": HeadDecisionForm() if head and status == S.APPROVED else None,
+        # Offered exactly when the service would accept it: it asks the same rule.
+        "revise_form": (
+            RevisionForm() if services.protocol_revise_refusal(protocol=protocol, by=standing.user) is None else None
+        ),
     }
     for name, form in bound.items():
         forms_shown[name] = form
-    comments = (
-        ItemComment.objects.filter(review__version__protocol=protocol, for_applicant=True)
-        .select_related("review__version").order_by("created_at", "id")
-    )
+    comments = _applicant_comments(protocol)
     context = {
         "protocol": protocol,
         "standing": standing,
@@ -343,13 +384,13 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
         "comments": comments,
         "data_flow": protocol_data_flow(protocol),
         "periodic_reports": protocol.periodic_reports.select_related("acknowledged_by"),
+        "noncompliance_reports": protocol.noncompliance_reports.select_related("filed_by", "opinion_by"),
         # What was released under the protocol and how it was anonymised (the jobs' reports).
         "released_data": deid_reports_for_protocol(protocol),
         "can_edit": amendment_drafting,
         "can_submit": amendment_drafting,
         "can_withdraw": applicant and _can_do("withdraw", status),
         "can_resume": (chair or head) and _can_do("resume", status),
-        "can_close": secretariat and _can_do("close", status),
         "can_acknowledge": (
             secretariat and status == S.AMENDMENT_REVIEW and latest.kind == ProtocolVersion.Kind.MINOR_AMENDMENT
         ),
@@ -400,8 +441,13 @@ def _version_texts(version: ProtocolVersion) -> list[tuple[str, str]]:
             value = _("Yes") if value else _("No")
         rows.append((str(field.verbose_name), str(value)))
     items = {item.key: item for item in version.items.all()}
-    for spec in PROTOCOL_ITEMS:
+    for spec in items_for(version.protocol.kind):
         item = items.get(spec.key)
+        if spec.is_organization:
+            rows.append((f"{spec.marker} {spec.label}", "\n".join(
+                f"{e.institution_name} ({e.get_institution_role_display()}) / {e.person_name} ({e.get_person_role_display()})"
+                for e in version.organization_entries.all()
+            )))
         rows.append((f"{spec.marker} {spec.label}", item.body if item else ""))
         if not spec.always_required:
             rows.append((f"{spec.marker} {_('Not applicable, because')}", item.not_applicable_reason if item else ""))
@@ -473,6 +519,23 @@ def conditions_answer(request: HttpRequest, pk: int) -> HttpResponse:
         lambda s, data: services.conditions_answer(protocol=s.protocol, answer=data["answer"], by=s.user),
         _("Your answer was sent to the committee."),
     )
+
+
+@require_POST
+@login_required
+def protocol_revise(request: HttpRequest, pk: int) -> HttpResponse:
+    standing = _standing(request, pk, lambda s: s.is_applicant)
+    form = RevisionForm(request.POST)
+    ok = form.is_valid() and _attempt(
+        request, form,
+        lambda: services.protocol_revise(protocol=standing.protocol, summary=form.cleaned_data["summary"],
+                                         by=standing.user),
+        _("A revised draft was opened; edit the items and submit it again."),
+    )
+    if ok:
+        return redirect("ethics:protocol_edit", pk=pk)
+    return _finish(form, ok, reverse("ethics:protocol_detail", args=[pk]),
+                   lambda: _render_detail(request, standing, revise_form=form))
 
 
 @require_POST
@@ -564,11 +627,34 @@ def protocol_resume(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def protocol_close(request: HttpRequest, pk: int) -> HttpResponse:
+def noncompliance_report(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail_action(
-        request, pk, lambda s: s.is_secretariat, forms.Form, "",
-        lambda s, data: services.protocol_close(protocol=s.protocol, by=s.user),
-        _("The protocol was closed."),
+        request, pk, lambda s: s.is_applicant or s.is_head, NoncomplianceReportForm, "noncompliance_form",
+        lambda s, data: services.noncompliance_report_file(protocol=s.protocol, body=data["body"], by=s.user),
+        _("The report of serious non-compliance was sent to the committee."),
+    )
+
+
+@require_POST
+@login_required
+def noncompliance_opinion(request: HttpRequest, pk: int, report_pk: int) -> HttpResponse:
+    def record(standing: Standing, data: dict[str, Any]) -> object:
+        report = get_object_or_404(standing.protocol.noncompliance_reports, pk=report_pk)
+        return services.noncompliance_opinion_record(report=report, opinion=data["opinion"], by=standing.user)
+
+    return _detail_action(
+        request, pk, lambda s: s.is_chair, NoncomplianceOpinionForm, "noncompliance_opinion_form", record,
+        _("The committee's opinion was recorded."),
+    )
+
+
+@require_POST
+@login_required
+def protocol_discontinue(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail_action(
+        request, pk, lambda s: s.is_applicant, DiscontinuationReportForm, "discontinue_form",
+        lambda s, data: services.protocol_discontinue(protocol=s.protocol, report=data["report"], by=s.user),
+        _("The discontinuation report was sent; the research is discontinued."),
     )
 
 
@@ -598,7 +684,7 @@ def head_decide(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    if not has_role(request.user, Role.COMMITTEE_MEMBER):
+    if not roles_for(request.user) & ETHICS_COMMITTEE_ROLES:
         raise PermissionDenied
     assignments = review_inbox(request.user).annotate(  # type: ignore[arg-type]
         title=Subquery(
@@ -670,8 +756,37 @@ def _render_review(request: HttpRequest, standing: Standing, **bound: Any) -> Ht
         "quorum_problems": services.quorum_problems(review) if full_board else [],
         "decision_form": (bound.get("decision_form") or DecisionForm()) if is_open and standing.is_chair else None,
         "attachments": version.attachments.all(),
+        **_review_record_context(standing, review, assignment, is_open, bound),
     }
     return render(request, "ethics/review_detail.html", context)
+
+
+def _review_record_context(
+    standing: Standing, review: Review, assignment: Any, is_open: bool, bound: dict[str, Any]
+) -> dict[str, Any]:
+    """The review record's a2 fields: members' conflict declarations, the researchers' explanation,
+    and the day the opinion reached the head."""
+    own = review.conflict_declarations.filter(member=assignment.member).first() if assignment else None
+    decision = getattr(review, "decision", None)
+    # Declarations are shown to the chair and the secretariat, who run the meeting and keep the record.
+    sees_declarations = standing.is_chair or standing.is_secretariat
+    return {
+        "own_declaration": own,
+        "conflict_form": (
+            bound.get("conflict_form") or ConflictDeclarationForm(
+                initial={"has_conflict": "yes" if own and own.has_conflict else "no",
+                         "details": own.details if own else ""})
+        ) if is_open and assignment is not None else None,
+        "conflict_declarations": (
+            review.conflict_declarations.select_related("member__user") if sees_declarations else None
+        ),
+        "explanation_form": (
+            bound.get("explanation_form") or ExplanationForm(initial={"explanation": review.pi_explanation})
+        ) if is_open and standing.is_secretariat else None,
+        "notified_form": (
+            bound.get("notified_form") or NotifiedToHeadForm(initial={"on": decision.notified_to_head_on})
+        ) if decision is not None and standing.is_secretariat else None,
+    }
 
 
 def _comment_form(item_key: str, data: Any = None) -> CommentForm:
@@ -729,6 +844,45 @@ def review_vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
+def review_conflict(request: HttpRequest, pk: int) -> HttpResponse:
+    standing = _committee_standing(request, pk, lambda s: True)
+    return _review_action(
+        request, standing, ConflictDeclarationForm(request.POST), "conflict_form",
+        lambda review, data: services.conflict_declare(review=review, by=standing.user, **data),
+        _("Your declaration of conflicts of interest was recorded."),
+    )
+
+
+@require_POST
+@login_required
+def review_explanation(request: HttpRequest, pk: int) -> HttpResponse:
+    standing = _committee_standing(request, pk, lambda s: s.is_secretariat)
+    return _review_action(
+        request, standing, ExplanationForm(request.POST), "explanation_form",
+        lambda review, data: services.review_explanation_record(review=review, by=standing.user, **data),
+        _("The researchers' explanation was recorded."),
+    )
+
+
+@require_POST
+@login_required
+def review_notified_to_head(request: HttpRequest, pk: int) -> HttpResponse:
+    standing = _committee_standing(request, pk, lambda s: s.is_secretariat)
+
+    def record(review: Review, data: dict[str, Any]) -> object:
+        decision = getattr(review, "decision", None)
+        if decision is None:
+            raise services.EthicsRefused(_("The committee has not given its opinion yet."))
+        return services.decision_notified_to_head_set(decision=decision, on=data["on"], by=standing.user)
+
+    return _review_action(
+        request, standing, NotifiedToHeadForm(request.POST), "notified_form", record,
+        _("The day the opinion reached the head was recorded."),
+    )
+
+
+@require_POST
+@login_required
 def review_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     standing = _committee_standing(request, pk, lambda s: s.is_secretariat)
     voters = CommitteeMembership.objects.filter(
@@ -757,10 +911,7 @@ def review_decision(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _secretariat_committees(user: User) -> QuerySet[CommitteeMembership]:
-    return CommitteeMembership.objects.filter(
-        user=user, active=True,
-        role__in=[CommitteeMembership.Role.SECRETARIAT, CommitteeMembership.Role.CHAIR],
-    ).values("committee_id")
+    return secretariat_committee_ids(user)
 
 
 def _render_queue(request: HttpRequest, bound_pk: int | None = None, **bound: forms.Form) -> HttpResponse:
@@ -796,7 +947,21 @@ def _render_queue(request: HttpRequest, bound_pk: int | None = None, **bound: fo
         )
         for protocol in protocols
     ]
-    return render(request, "ethics/secretariat_queue.html", {"rows": rows})
+    user: User = request.user  # type: ignore[assignment]
+    # Full-board meetings whose attendance is not recorded yet, or does not make the quorum: the
+    # same rule the decision is refused by (services.quorum_problems).
+    meetings = [
+        (review, problems, bool(review.attendance.all()))
+        for review in open_full_board_reviews(user)
+        if (problems := services.quorum_problems(review))
+    ]
+    context = {
+        "rows": rows,
+        "meetings": meetings,
+        "conditions_answered": conditions_answered_protocols(user),
+        "periodic_reports": periodic_reports_to_acknowledge(user),
+    }
+    return render(request, "ethics/secretariat_queue.html", context)
 
 
 @never_cache

@@ -7,9 +7,12 @@ does not allow and says which state the protocol is in and which it would have t
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.ethics.models import Protocol
+from portal.ethics.models import END_STATES, Protocol
 from portal.ethics.models import ProtocolStatus as S
 
 
@@ -41,14 +44,10 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "reject_amendment": {S.AMENDMENT_REVIEW: S.ACTIVE},
     "suspend": {S.ACTIVE: S.SUSPENDED, S.AMENDMENT_REVIEW: S.SUSPENDED},
     "resume": {S.SUSPENDED: S.ACTIVE},
+    # 終了報告 and 中止報告 end the research; each end state is its own status (see END_STATES).
     "report_completion": {S.ACTIVE: S.COMPLETED, S.SUSPENDED: S.COMPLETED},
-    "close": {
-        S.COMPLETED: S.CLOSED,
-        S.NOT_APPROVED: S.CLOSED,
-        S.NOT_SUBJECT: S.CLOSED,
-        S.DENIED: S.CLOSED,
-    },
-    "withdraw": {S.DRAFT: S.CLOSED, S.RETURNED: S.CLOSED, S.DEFERRED: S.CLOSED},
+    "discontinue": {S.ACTIVE: S.DISCONTINUED, S.AMENDMENT_REVIEW: S.DISCONTINUED, S.SUSPENDED: S.DISCONTINUED},
+    "withdraw": {S.DRAFT: S.WITHDRAWN, S.RETURNED: S.WITHDRAWN, S.DEFERRED: S.WITHDRAWN},
 }
 
 ALL_EDGES: frozenset[tuple[str, str, str]] = frozenset(
@@ -67,10 +66,20 @@ def target_state(action: str, current: str) -> str:
     return edges[current]
 
 
-def transition(protocol: Protocol, action: str) -> tuple[str, str]:
-    """Move a protocol (already locked with select_for_update) along ``action``; return (from, to)."""
+def transition(protocol: Protocol, action: str, **changes: Any) -> tuple[str, str]:
+    """Move a protocol (already locked with select_for_update) along ``action``; return (from, to).
+
+    ``changes`` are further fields saved with the new state (the report that ends the research);
+    entering an end state stamps ``ended_at``, as the table's constraint requires.
+    """
     source = protocol.status
     target = target_state(action, source)
     protocol.status = target
-    protocol.save(update_fields=["status", "updated_at"])
+    for name, value in changes.items():
+        setattr(protocol, name, value)
+    fields = ["status", "updated_at", *changes]
+    if target in END_STATES:
+        protocol.ended_at = timezone.now()
+        fields.append("ended_at")
+    protocol.save(update_fields=fields)
     return source, target

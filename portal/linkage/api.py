@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.shortcuts import get_object_or_404
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -13,9 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.accounts.models import User
+from portal.accounts.permissions import HasRole
+from portal.accounts.roles import Role
+from portal.core.api import call_service
 from portal.linkage import services
 from portal.linkage.forms import LinkageSearchForm
+from portal.linkage.models import LinkageApproval
 from portal.linkage.selectors import encode_cursor
+from portal.societies.models import Society
 
 
 class HoldingSerializer(serializers.Serializer):
@@ -93,3 +101,64 @@ class MatchList(APIView):
             items.append(("after", encode_cursor(page.next_after)))
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(items)
         return Response(MatchPageSerializer({"results": results, "next": next_url}).data)
+
+
+# --- Linkage approvals (the operator's pages) -------------------------------------------------
+
+
+class LinkageApprovalGrantSerializer(serializers.Serializer):
+    user_email = serializers.EmailField()
+    societies = serializers.ListField(child=serializers.SlugField(), help_text="Slugs of the covered societies.")
+    purpose = serializers.CharField()
+    valid_until = serializers.DateField()
+
+    def validate_user_email(self, email: str) -> Any:
+        user = User.objects.filter(email__iexact=email, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(_("No active account has this e-mail address."))
+        return user
+
+    def validate_societies(self, slugs: list[str]) -> list[Society]:
+        societies = list(Society.objects.filter(kind=Society.Kind.ACADEMIC, slug__in=slugs))
+        unknown = sorted(set(slugs) - {society.slug for society in societies})
+        if unknown:
+            raise serializers.ValidationError(_("Unknown societies: %(slugs)s") % {"slugs": ", ".join(unknown)})
+        return societies
+
+
+class LinkageApprovalSerializer(serializers.ModelSerializer):
+    user = serializers.EmailField(source="user.email", read_only=True)
+    societies = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta:
+        model = LinkageApproval
+        fields = ["id", "user", "societies", "purpose", "valid_until", "granted_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class LinkageApprovalGrant(APIView):
+    """The operator approves a user's linkage across societies (as on the approvals page)."""
+
+    permission_classes = [HasRole.of(Role.OPERATOR)]
+
+    @extend_schema(request=LinkageApprovalGrantSerializer, responses={201: LinkageApprovalSerializer})
+    def post(self, request: Request) -> Response:
+        parsed = LinkageApprovalGrantSerializer(data=request.data)
+        parsed.is_valid(raise_exception=True)
+        data = parsed.validated_data
+        approval = call_service(services.linkage_approval_grant, user=data["user_email"],
+                                societies=data["societies"], purpose=data["purpose"],
+                                valid_until=data["valid_until"], by=request.user)
+        return Response(LinkageApprovalSerializer(approval).data, status=201)
+
+
+class LinkageApprovalRevoke(APIView):
+    """The operator revokes a linkage approval."""
+
+    permission_classes = [HasRole.of(Role.OPERATOR)]
+
+    @extend_schema(request=None, responses=LinkageApprovalSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        approval = get_object_or_404(LinkageApproval, pk=pk)
+        call_service(services.linkage_approval_revoke, approval=approval, by=request.user)
+        return Response(LinkageApprovalSerializer(LinkageApproval.objects.get(pk=pk)).data)

@@ -17,9 +17,9 @@ from datetime import date
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -34,6 +34,7 @@ from portal.linkage.selectors import (
     linkage_match,
     linkage_match_all,
 )
+from portal.notifications.services import notification_send
 from portal.societies.models import Society
 
 INDEX_BATCH_SIZE = 5000
@@ -241,16 +242,8 @@ def linkage_approval_revoke(*, approval: LinkageApproval, by: User) -> LinkageAp
 
 
 def _notify(user: User, subject: str, body: str) -> None:
-    if not user.email:
-        return
-    transaction.on_commit(
-        lambda: send_mail(
-            subject,
-            body,
-            None,
-            [user.email],
-            fail_silently=True,
-        )
+    notification_send(
+        recipients=[user], area=_("Record linkage"), subject=subject, body=body, url=reverse("linkage:search")
     )
 
 

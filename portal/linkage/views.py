@@ -6,7 +6,6 @@ linkage approval covering every chosen society (``services.linkage_query`` check
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from typing import Any
@@ -14,16 +13,19 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.accounts.roles import Role, has_role
 from portal.core.vocabulary import Modality
+from portal.lib.csvexport import csv_response
 from portal.linkage import services
 from portal.linkage.forms import ApprovalGrantForm, LinkageSearchForm
 from portal.linkage.models import LinkageApproval
@@ -31,8 +33,15 @@ from portal.linkage.selectors import Match, encode_cursor
 from portal.societies.models import Society
 
 SEARCH_FIELDS = ("date_from", "date_to", "societies", "tolerance_days")
-# Fixed Japanese headers: the file is for Japanese spreadsheets, whatever the page's language.
-CSV_HEADERS = ("仮名化研究対象者ID", "検査日（基準日）", "学会", "モダリティ", "撮影日", "画像数")
+# The file is for Japanese spreadsheets, whatever the page's language: written under Japanese.
+CSV_HEADERS = (
+    pgettext_lazy("linkage export", "Pseudonymous subject ID"),
+    pgettext_lazy("linkage export", "Exam date (reference)"),
+    _lazy("Society"),
+    _lazy("Modality"),
+    _lazy("Study date"),
+    _lazy("number of images"),
+)
 MODALITY_LABELS = dict(Modality.choices)
 
 
@@ -108,35 +117,23 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "linkage/search.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(matches: Iterator[Match], societies: list[Society]) -> Iterator[bytes]:
-    writer = csv.writer(_Echo())
+def _csv_rows(matches: Iterator[Match], societies: list[Society]) -> Iterator[list[Any]]:
     names = {society.pk: society.name_ja for society in societies}
     # The file is in Japanese whatever the page's language: its headers and modality names.
     with translation.override("ja"):
         labels = {value: str(label) for value, label in Modality.choices}
-    # The byte-order mark tells Excel (which otherwise assumes Shift_JIS in Japan) it is UTF-8.
-    yield ("\ufeff" + writer.writerow(CSV_HEADERS)).encode("utf-8")
+        headers = [str(header) for header in CSV_HEADERS]
+    yield headers
     for match in matches:
-        lines = []
         for holding in match.holdings:
-            lines.append(
-                writer.writerow(
-                    [
-                        match.subject_pseudonym,
-                        match.exam_date.isoformat(),
-                        names.get(holding.society_id, ""),
-                        labels.get(holding.modality, holding.modality),
-                        holding.study_date.isoformat(),
-                        holding.image_count,
-                    ]
-                )
-            )
-        yield "".join(lines).encode("utf-8")
+            yield [
+                match.subject_pseudonym,
+                match.exam_date.isoformat(),
+                names.get(holding.society_id, ""),
+                labels.get(holding.modality, holding.modality),
+                holding.study_date.isoformat(),
+                holding.image_count,
+            ]
 
 
 @require_GET
@@ -151,11 +148,7 @@ def export(request: HttpRequest) -> HttpResponse:
     # LinkageNotApproved is a PermissionDenied: 403, after the refusal has been audited.
     matches = services.linkage_export(user=request.user, **query)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    return StreamingHttpResponse(
-        _csv_lines(matches, query["societies"]),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="linkage-{stamp}.csv"'},
-    )
+    return csv_response(_csv_rows(matches, query["societies"]), filename=f"linkage-{stamp}.csv")
 
 
 # --- The operator's approvals ----------------------------------------------------------------------

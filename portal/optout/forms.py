@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.accounts.models import Organization, User
 from portal.core.vocabulary import Modality
 from portal.datasets.models import Dataset
+from portal.ethics.fields import ProtocolChoiceField, ProtocolMultipleChoiceField
 from portal.ethics.models import Protocol, ProtocolStatus
 from portal.optout.items import NOTICE_ITEMS, VERSION_FIELDS
 from portal.optout.models import OptOutNoticeVersion, OptOutRequest
@@ -35,7 +36,8 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
 def _protocols() -> QuerySet[Protocol]:
     # Protocols that have been approved at some point; publishing checks they allow data to flow.
     return Protocol.objects.filter(number__isnull=False).exclude(
-        status__in=[ProtocolStatus.DRAFT, ProtocolStatus.CLOSED, ProtocolStatus.NOT_APPROVED]
+        status__in=[ProtocolStatus.DRAFT, ProtocolStatus.WITHDRAWN, ProtocolStatus.NOT_APPROVED,
+                    ProtocolStatus.NOT_SUBJECT, ProtocolStatus.DENIED]
     ).order_by("number")
 
 
@@ -77,7 +79,7 @@ class NoticeVersionForm(forms.ModelForm):  # type: ignore[type-arg]
 
 class NoticeCreateForm(NoticeVersionForm):
     society = forms.ModelChoiceField(label=_("Society"), queryset=None, empty_label=None)  # type: ignore[arg-type]
-    protocol = forms.ModelChoiceField(label=_("Research protocol"), queryset=None)  # type: ignore[arg-type]
+    protocol = ProtocolChoiceField(label=_("Research protocol"))
     field_order = ["society", "protocol", "datasets"]
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -127,8 +129,8 @@ class RequestRecordForm(forms.Form):
     requester_type = forms.ChoiceField(label=_("Requester"), choices=OptOutRequest.RequesterType.choices)
     identity_verification = forms.CharField(label=_("How identity was verified"), max_length=300)
     all_protocols = forms.BooleanField(label=_("All research"), required=False, initial=True)
-    protocols = forms.ModelMultipleChoiceField(
-        label=_("Research concerned"), queryset=None, required=False,  # type: ignore[arg-type]
+    protocols = ProtocolMultipleChoiceField(
+        label=_("Research concerned"), required=False,
         widget=forms.CheckboxSelectMultiple, help_text=_("Only when the request does not cover all research."),
     )
     modalities = forms.MultipleChoiceField(

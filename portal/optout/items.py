@@ -64,3 +64,19 @@ LEAD_PARAGRAPH = _(
     "If you do not wish your information to be used for this research, please tell us. You can "
     "ask at any time, and you will suffer no disadvantage from asking."
 )
+
+
+def research_title(protocol_id: int | None) -> str:
+    """The research title (研究の名称, item ①) as the protocol gives it: the newest submitted version's."""
+    from portal.ethics.fields import with_titles
+    from portal.ethics.models import Protocol
+
+    if protocol_id is None:
+        return ""
+    return with_titles(Protocol.objects.filter(pk=protocol_id)).values_list("title", flat=True).first() or ""
+
+
+def items_as_read(version: OptOutNoticeVersion, *, title: str) -> list[tuple[NoticeItem, str]]:
+    """Every item with its text; ① 研究の名称 is the research's title, not the notice's heading
+    (which is ``version.title``); the notice's heading stands in only when the protocol has none."""
+    return [(item, (title or version.title) if item.key == "title" else version.text(item.key)) for item in NOTICE_ITEMS]

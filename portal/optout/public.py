@@ -17,7 +17,7 @@ from django.utils import translation
 from portal.ethics.documents import japanese_date
 from portal.ethics.models import HeadDecision
 from portal.lib.pdf import render_pdf
-from portal.optout.items import LEAD_PARAGRAPH, NOTICE_ITEMS
+from portal.optout.items import LEAD_PARAGRAPH, NOTICE_ITEMS, items_as_read, research_title
 from portal.optout.models import OptOutNotice, OptOutNoticeVersion
 from portal.optout.selectors import public_notice, published_notices, request_counts_by_society
 from portal.societies.models import Society
@@ -64,7 +64,7 @@ def notice_detail(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "optout/public/notice_detail.html", {
         "notice": notice,
         "version": version,
-        "items": [(item, version.text(item.key)) for item in NOTICE_ITEMS if item.key != "title"],
+        "items": items_as_read(version, title=research_title(notice.protocol_id)),
         "history": notice.published_versions,  # type: ignore[attr-defined]
         "datasets": notice.datasets.all(),
         "permission": _permission(notice),

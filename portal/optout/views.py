@@ -34,7 +34,7 @@ from portal.optout.forms import (
     RequestRecordForm,
     add_service_errors,
 )
-from portal.optout.items import LEAD_PARAGRAPH, NOTICE_ITEMS
+from portal.optout.items import LEAD_PARAGRAPH, items_as_read, research_title
 from portal.optout.models import (
     DeletionConfirmation,
     OptOutNotice,
@@ -127,7 +127,7 @@ def notice_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": versions,
         "draft": draft,
         "shown": shown,
-        "items": [(item, shown.text(item.key) if shown else "") for item in NOTICE_ITEMS],
+        "items": items_as_read(shown, title=research_title(notice.protocol_id)) if shown else [],
         "problems": services.notice_problems(notice, draft) if draft else [],
         "lead": LEAD_PARAGRAPH,
         "new_version_form": ChangeSummaryForm(),

@@ -2,16 +2,21 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from portal.societies.models import Society, SocietyMembership
+from portal.accounts.models import User
+from portal.societies.models import Society
 
 
 def society_list_public() -> QuerySet[Society]:
     return Society.objects.order_by("kind", "id")
 
 
-def member_emails(society: Society | int, *roles: str) -> list[str]:
-    """The e-mail addresses of the society's members holding any of ``roles`` (e.g. "admin")."""
+def member_users(society: Society | int | None, *roles: str) -> list[User]:
+    """The active members of the society holding any of ``roles``, each once, in id order."""
+    if society is None:
+        return []
     society_id = society if isinstance(society, int) else society.pk
     return list(
-        SocietyMembership.objects.filter(society_id=society_id, role__in=roles).values_list("user__email", flat=True)
+        User.objects.filter(
+            is_active=True, society_memberships__society_id=society_id, society_memberships__role__in=roles
+        ).distinct().order_by("pk")
     )

@@ -118,6 +118,15 @@ def _fill_application(form, setting) -> None:  # type: ignore[no-untyped-def]
     assert team.locator("[name=organization]").input_value() == str(setting["company"].pk)
     team.locator("[name=principal_investigator_email]").fill(applicant.email)
     team.locator("[name=signatory_email]").fill(applicant.email)
+    # The PI's title, researcher number and record (a6), and the head of the company.
+    team.locator("[name=pi_title]").fill("主任研究員")
+    team.locator("[name=pi_researcher_number_kind]").select_option("erad")
+    team.locator("[name=pi_researcher_number]").fill("12345678")
+    team.locator("[name=pi_research_record]").fill("Gastric Cancer 2024;27:1-10")
+    head = form.locator("fieldset[data-section=head]")
+    head.locator("[name=head_name]").fill("画像 社長")
+    head.locator("[name=head_title]").fill("代表取締役")
+    head.locator("[name=head_email]").fill("head@company.example.co.jp")
     rows = form.get_by_test_id("named-user-rows")
     rows.locator("[name=user_0_email]").fill(applicant.email)
     rows.locator("[name=user_0_role]").select_option("principal")
@@ -144,6 +153,7 @@ def _fill_application(form, setting) -> None:  # type: ignore[no-untyped-def]
     # Environment: downloaded to the company's own premises, no access from abroad.
     environment = form.locator("fieldset[data-section=environment]")
     environment.locator("[name=environment]").select_option("on_premise")
+    environment.locator("[name=security_level]").select_option("type_2")
     period = form.locator("fieldset[data-section=period]")
     period.locator("[name=period_start]").fill(today.isoformat())
     period.locator("[name=period_end]").fill((today + timedelta(days=365)).isoformat())
@@ -208,6 +218,8 @@ def test_company_applies_is_approved_signs_and_downloads(open_page, live_server,
     expect(company.get_by_test_id("society-reviews").locator("tr[data-society=jges]")).to_have_attribute(
         "data-status", SocietyReview.Status.SCREENING)
     expect(company.get_by_test_id("request-missing")).to_have_count(0)
+    expect(company.get_by_test_id("security-level")).to_have_text("ハイレベル（Type II）")
+    expect(company.get_by_test_id("pi-researcher-number")).to_have_text("e-Rad 研究者番号 12345678")
 
     # --- The data steward signs in with the second factor and screens it through. --------------
     steward = open_page()
@@ -295,6 +307,7 @@ def test_company_applies_is_approved_signs_and_downloads(open_page, live_server,
     countersign = admin.get_by_test_id("countersign-form")
     countersign.locator("[name=countersigner_name]").fill("学会 管理者")
     countersign.locator("[name=countersigner_title]").fill("理事長")
+    countersign.locator("[name=record_custodian][value=recipient]").check()  # custody delegated (a5)
     countersign.locator("button[type=submit]").click()
     expect(admin).to_have_url(f"{base}/access/requests/{access_request.pk}/")
     expect(admin.get_by_test_id("request-status")).to_have_attribute("data-status", RequestStatus.GRANTED)
@@ -307,6 +320,8 @@ def test_company_applies_is_approved_signs_and_downloads(open_page, live_server,
     assert (grant.society, grant.status) == (society, Grant.Status.ACTIVE)
     assert list(grant.users.all()) == [setting["applicant"]]
     assert list(grant.releases.all()) == [release]
+    assert (grant.provision_record.custodian, grant.provision_record.custodian_name) == (
+        "recipient", setting["company"].name_ja)
 
     # The company user sees the application granted.
     company.reload()

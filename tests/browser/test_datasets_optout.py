@@ -223,7 +223,7 @@ def test_admin_publishes_dataset_and_notice_visitor_finds_both(open_page, live_s
     expect(visitor.get_by_test_id("whoami")).to_have_count(0)
     visitor.get_by_test_id("home-optout-link").click()
     expect(visitor).to_have_url(f"{base}/optout/")
-    expect(visitor.locator("h1")).to_have_text("研究への情報の利用に関するお知らせ（オプトアウト）")
+    expect(visitor.locator("h1")).to_have_text("オプトアウト文書（情報公開文書）")
     listed = visitor.get_by_test_id("public-notices").locator(f"li[data-notice='{notice.reference}']")
     expect(listed).to_contain_text("日本消化器内視鏡学会")
     listed.locator("a").click()

@@ -9,6 +9,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from portal.ethics.models import (
+    END_STATES,
     CommitteeMembership,
     EthicsCommittee,
     HeadDecision,
@@ -79,6 +80,9 @@ def permitted_protocol(
         institution=committee.institution,
         status=status,
         approved_until=timezone.localdate() + timedelta(days=approved_days),
+        # An ended protocol carries when it ended and, for 中止 and 終了, its report (constraints).
+        ended_at=timezone.now() if status in END_STATES else None,
+        end_report="終了" if status in {"completed", "discontinued"} else "",
     )
     version = ProtocolVersion.objects.create(protocol=protocol, number=1, submitted_at=timezone.now())
     HeadDecision.objects.create(version=version, permitted=True, decided_by=head)

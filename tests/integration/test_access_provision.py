@@ -7,6 +7,7 @@ import io
 from datetime import date, timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
@@ -250,3 +251,111 @@ def test_grant_start_writes_the_record_and_schedules_the_reports(society, societ
     assert record.provided_until == timezone.localdate(grant.expires_at)
     assert list(UsageReport.objects.filter(grant=grant).order_by("due_on").values_list("kind", flat=True)) == [
         "annual", "end_of_use"]
+
+
+def test_csv_export_neutralises_formulas_the_applicant_wrote(client, setup, steward):
+    request = setup["request"]
+    request.title = '=HYPERLINK("http://x","y")'
+    request.save()
+    request.organization.name_ja = "+1"
+    request.organization.address = "-2"
+    request.organization.representative = "@SUM(A1)"
+    request.organization.save()
+    provision_record_create(grant=setup["grant"])
+    client.force_login(steward)
+
+    body = b"".join(client.get(reverse("access:provision_csv")).streaming_content)
+
+    assert body.startswith(b"\xef\xbb\xbf")
+    header, row = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["研究課題名"] == '\'=HYPERLINK("http://x","y")'
+    assert (cells["提供先機関の名称"], cells["提供先機関の住所"], cells["提供先機関の代表者"]) == (
+        "'+1", "'-2", "'@SUM(A1)")
+
+
+# --- The custodian (保管者, REGULATION.md a5) -------------------------------------------------------
+
+
+def test_record_names_the_provider_as_custodian_by_default(setup):
+    record = provision_record_create(grant=setup["grant"])
+    assert (record.custodian, record.custodian_name) == ("provider", "日本病理学会")
+    event = AuditEvent.objects.get(action="access.provision_recorded")
+    assert (event.details["custodian"], event.details["custodian_name"]) == ("provider", "日本病理学会")
+
+
+def test_custody_delegated_to_the_recipient_is_set_when_the_record_is_made(setup):
+    record = provision_record_create(grant=setup["grant"], custodian="recipient")
+    assert (record.custodian, record.custodian_name) == ("recipient", "テスト医療AI株式会社")
+    # Set once: a second call returns the record as it was made.
+    again = provision_record_create(grant=setup["grant"], custodian="provider")
+    assert (again.pk, again.custodian) == (record.pk, "recipient")
+
+
+def test_unknown_custodian_refused_and_nothing_written(setup):
+    with pytest.raises(ValidationError) as caught:
+        provision_record_create(grant=setup["grant"], custodian="nobody")
+    assert caught.value.message_dict == {"custodian": ["Choose who keeps the provision record."]}
+    assert not ProvisionRecord.objects.exists()
+    assert not AuditEvent.objects.filter(action="access.provision_recorded").exists()
+
+
+def test_custodian_is_shown_on_the_pages_the_csv_and_the_pdf(client, setup, steward):
+    record = provision_record_create(grant=setup["grant"], custodian="recipient")
+    client.force_login(steward)
+    client.cookies["django_language"] = "ja"
+    listing = client.get(reverse("access:provision_list")).content.decode()
+    assert "<th scope=\"col\">保管者</th>" in listing
+    assert "テスト医療AI株式会社<br><span class=\"muted\">提供先が保管（提供元から保管を委託）</span>" in listing
+    detail = client.get(reverse("access:provision_detail", args=[record.pk])).content.decode()
+    assert "テスト医療AI株式会社（提供先が保管（提供元から保管を委託））" in detail
+    body = b"".join(client.get(reverse("access:provision_csv")).streaming_content)
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[1][rows[0].index("保管者")] == "テスト医療AI株式会社（提供先が保管（提供元から保管を委託））"
+    text = _pdf_text(client.get(reverse("access:provision_pdf", args=[record.pk])).content)
+    assert "保管者" in text and "テスト医療AI株式会社（提供先が保管（提供元から保管を委託））" in text
+
+
+def test_countersigning_admin_delegates_custody_through_the_page(client, society, society_admin):
+    from portal.access.models import RequestUser, SocietyReview
+    from portal.agreements.models import SignedAgreement
+    from tests.factories.access import AccessRequestFactory, agreement_version
+
+    dataset = DatasetFactory(society=society, title_ja="委託")
+    release = make_release(dataset, [FileSpec("e" * 32)], store=False)
+    request = AccessRequestFactory(status="signed", reference="DAR-S00002",
+                                   period_end=timezone.localdate() + timedelta(days=400))
+    request.releases.set([release])
+    RequestUser.objects.create(access_request=request, user=request.applicant, role="principal", ethics_training=True)
+    SocietyReview.objects.create(access_request=request, society=society, status="approved", decided_at=timezone.now())
+    version = agreement_version(society)
+    SignedAgreement.objects.create(
+        access_request=request, society=society, template_version=version, terms=version.terms(),
+        status=SignedAgreement.Status.SIGNED, signatory=request.applicant, signatory_name="署名 太郎",
+        signatory_title="代表取締役", signed_at=timezone.now(),
+    )
+    client.force_login(society_admin)
+    url = reverse("access:steward_countersign", args=[request.pk, society.pk])
+    page = client.get(url).content.decode()
+    assert 'name="record_custodian" value="recipient"' in page
+    client.post(url, {"countersigner_name": "学会 理事長", "countersigner_title": "理事長",
+                      "record_custodian": "recipient"})
+    record = ProvisionRecord.objects.get(grant__access_request=request)
+    assert (record.custodian, record.custodian_name) == ("recipient", request.organization.name_ja)
+
+
+def test_agreement_pdf_names_the_pi_the_head_and_the_security_level(setup):
+    from portal.agreements.documents import agreement_pdf_render
+
+    request = setup["request"]
+    request.pi_title = "主任研究員"
+    request.pi_researcher_number_kind = "researchmap"
+    request.pi_researcher_number = "read0123456"
+    request.head_name = "機関 長"
+    request.head_title = "代表取締役社長"
+    request.security_level = "type_1"
+    request.save()
+    text = _pdf_text(agreement_pdf_render(request.agreements.get()))
+    for expected in ["研究代表者", "企業研究者（主任研究員）", "researchmapIDread0123456", "所属機関の長",
+                     "機関長（代表取締役社長）", "セキュリティレベル", "標準レベル（TypeI）"]:
+        assert expected in text, expected

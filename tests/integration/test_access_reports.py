@@ -14,12 +14,14 @@ from django.utils import timezone
 from portal.access.models import Download, Grant, RequestStatus, UsageReport
 from portal.access.report_tasks import enforce_usage_reports_task
 from portal.access.services.reports import (
-    INSTITUTION_AFTER_DAYS,
-    REMINDER_EVERY_DAYS,
-    RESTRICT_AFTER_DAYS,
     add_years,
+    institution_after_days,
     provision_record_create,
+    reminder_every_days,
+    restrict_after_days,
     usage_report_accept,
+    usage_report_confirm,
+    usage_report_stop,
     usage_report_submit,
     usage_reports_enforce,
     usage_reports_schedule,
@@ -71,6 +73,15 @@ def _end(setup) -> UsageReport:  # type: ignore[no-untyped-def]
     return UsageReport.objects.get(grant=setup["grant"], kind="end_of_use")
 
 
+def _confirm(setup, report: UsageReport) -> None:  # type: ignore[no-untyped-def]
+    """The principal investigator's and the head's confirmations, which acceptance waits for."""
+    usage_report_confirm(report=report, as_role="pi", by=setup["pi"])
+    usage_report_confirm(report=report, as_role="head", by=setup["head"])
+
+
+CITED = "日本消化器内視鏡学会「大腸内視鏡画像」（colon）v1 を用いた。"
+
+
 # --- Schedule -------------------------------------------------------------------------------------
 
 
@@ -119,9 +130,9 @@ def test_submit_names_each_missing_field_and_changes_nothing(setup):
 def test_outputs_are_validated_and_doi_format_checked(setup):
     report = _annual(setup)
     outputs = [
-        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "doi-ではない"},
-        {"kind": "", "title": "種別なし"},
-        {"kind": "patent", "title": ""},
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "doi-ではない", "citation": CITED},
+        {"kind": "", "title": "種別なし", "citation": CITED},
+        {"kind": "patent", "title": "", "citation": CITED},
         {"kind": "", "title": "", "doi": "", "number": ""},
     ]
     with pytest.raises(ValidationError) as excinfo:
@@ -134,8 +145,9 @@ def test_outputs_are_validated_and_doi_format_checked(setup):
     report.refresh_from_db()
     assert report.status == "due"
     good = [
-        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "https://doi.org/10.1234/jsp.2025.001"},
-        {"kind": "patent", "title": "病変検出方法", "number": "特願2025-012345"},
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "https://doi.org/10.1234/jsp.2025.001",
+         "citation": CITED},
+        {"kind": "patent", "title": "病変検出方法", "number": "特願2025-012345", "citation": "Dataset: COLON."},
         {"kind": "", "title": "", "doi": "", "number": ""},
     ]
     usage_report_submit(report=report, by=setup["co"], outputs=good, **ANNUAL_FIELDS)
@@ -143,8 +155,10 @@ def test_outputs_are_validated_and_doi_format_checked(setup):
     assert report.status == "submitted"
     assert report.submitted_by == setup["co"]
     assert report.outputs == [
-        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "10.1234/jsp.2025.001", "number": ""},
-        {"kind": "patent", "title": "病変検出方法", "doi": "", "number": "特願2025-012345"},
+        {"kind": "paper", "title": "早期胃がん検出AI", "doi": "10.1234/jsp.2025.001", "number": "",
+         "citation": CITED},
+        {"kind": "patent", "title": "病変検出方法", "doi": "", "number": "特願2025-012345",
+         "citation": "Dataset: COLON."},
     ]
 
 
@@ -203,6 +217,7 @@ def test_steward_accepts_an_annual_report(setup, steward, outsider, society_admi
             usage_report_accept(report=report, by=user)
     report.refresh_from_db()
     assert report.status == "submitted"
+    _confirm(setup, report)
     usage_report_accept(report=report, by=steward)
     report.refresh_from_db()
     assert report.status == "accepted"
@@ -220,6 +235,7 @@ def test_accepting_the_end_of_use_report_ends_the_grant_closes_the_request_and_f
         deletion_method="暗号化ディスクを消去した。", deletion_certificate=SimpleUploadedFile("c.pdf", PDF_BYTES),
         **ANNUAL_FIELDS,
     )
+    _confirm(setup, end)
     usage_report_accept(report=end, by=steward)
     grant = setup["grant"]
     grant.refresh_from_db()
@@ -236,8 +252,15 @@ def test_accepting_the_end_of_use_report_ends_the_grant_closes_the_request_and_f
 # --- Enforcement ----------------------------------------------------------------------------------
 
 
-def test_thresholds_are_the_agreed_days():
-    assert (REMINDER_EVERY_DAYS, RESTRICT_AFTER_DAYS, INSTITUTION_AFTER_DAYS) == (30, 90, 180)
+def test_thresholds_are_the_nbdc_days():
+    assert (reminder_every_days(), restrict_after_days(), institution_after_days()) == (30, 180, 180)
+
+
+def test_thresholds_come_from_the_settings(settings):
+    settings.PORTAL_USAGE_REPORT_REMINDER_DAYS = 10
+    settings.PORTAL_USAGE_REPORT_RESTRICT_DAYS = 45
+    settings.PORTAL_USAGE_REPORT_HEAD_DAYS = 60
+    assert (reminder_every_days(), restrict_after_days(), institution_after_days()) == (10, 45, 60)
 
 
 def test_enforcement_timeline(setup, steward, mailoutbox, django_capture_on_commit_callbacks):
@@ -254,27 +277,27 @@ def test_enforcement_timeline(setup, steward, mailoutbox, django_capture_on_comm
     assert run(30) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
     report.refresh_from_db()
     assert report.reminders_sent == 1 and report.last_reminder_at is not None
-    assert len(mailoutbox) == 1
-    assert sorted(mailoutbox[0].to) == ["co@company.example.co.jp", "pi@company.example.co.jp"]
+    # One message per person (each has its own inbox copy and delivery record).
+    assert sorted(address for message in mailoutbox for address in message.to) == [
+        "co@company.example.co.jp", "pi@company.example.co.jp"]
+    assert all(len(message.to) == 1 for message in mailoutbox)
     assert run(30) == {"reminded": 0, "restricted": 0, "institution_notified": 0}  # idempotent
     assert run(59) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
     assert run(60) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
-    assert run(89) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
-    grant.refresh_from_db()
-    assert grant.restricted is False
-    mailoutbox.clear()
-    assert run(90) == {"reminded": 1, "restricted": 1, "institution_notified": 0}
-    grant.refresh_from_db()
-    assert grant.restricted is True
-    assert any(steward.email in message.to for message in mailoutbox)
-    assert run(90) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    # Not restricted at 90 days any more: the NBDC rules restrict at 180.
+    assert run(90) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
     assert run(120) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
     assert run(150) == {"reminded": 1, "restricted": 0, "institution_notified": 0}
     assert run(179) == {"reminded": 0, "restricted": 0, "institution_notified": 0}
+    grant.refresh_from_db()
+    assert grant.restricted is False
     report.refresh_from_db()
     assert report.institution_notified_at is None
     mailoutbox.clear()
-    assert run(180) == {"reminded": 1, "restricted": 0, "institution_notified": 1}
+    assert run(180) == {"reminded": 1, "restricted": 1, "institution_notified": 1}
+    grant.refresh_from_db()
+    assert grant.restricted is True
+    assert any(steward.email in message.to for message in mailoutbox)
     report.refresh_from_db()
     assert report.reminders_sent == 6
     assert report.institution_notified_at is not None
@@ -290,7 +313,7 @@ def test_enforcement_timeline(setup, steward, mailoutbox, django_capture_on_comm
 
 def test_submitting_the_report_lifts_the_restriction(setup, django_capture_on_commit_callbacks):
     report = _annual(setup)
-    usage_reports_enforce(today=report.due_on + timedelta(days=RESTRICT_AFTER_DAYS))
+    usage_reports_enforce(today=report.due_on + timedelta(days=restrict_after_days()))
     grant = setup["grant"]
     grant.refresh_from_db()
     assert grant.restricted is True
@@ -299,7 +322,7 @@ def test_submitting_the_report_lifts_the_restriction(setup, django_capture_on_co
     assert grant.restricted is False
     assert AuditEvent.objects.filter(action="access.grant_unrestricted", target_id=str(grant.pk)).exists()
     # Nothing owed any more: a later run restricts nothing.
-    usage_reports_enforce(today=report.due_on + timedelta(days=RESTRICT_AFTER_DAYS + 1))
+    usage_reports_enforce(today=report.due_on + timedelta(days=restrict_after_days() + 1))
     grant.refresh_from_db()
     assert grant.restricted is False
 
@@ -342,19 +365,21 @@ def test_applicant_lists_and_submits_a_report_through_the_pages(client, setup):
     url = reverse("access:report_submit", args=[report.pk])
     assert client.get(url).status_code == 200
     response = client.post(url, {"progress": "", "output_1_kind": "paper", "output_1_title": "論文",
-                                 "output_1_doi": "bad"})
+                                 "output_1_doi": "bad", "output_1_citation": CITED})
     assert response.status_code == 200
     content = response.content.decode()
     assert "Describe the progress of the research." in content
     assert "is not a DOI" in content
     report.refresh_from_db()
     assert report.status == "due"
-    data = dict(ANNUAL_FIELDS) | {"output_1_kind": "paper", "output_1_title": "論文", "output_1_doi": "10.1000/xyz"}
+    data = dict(ANNUAL_FIELDS) | {"output_1_kind": "paper", "output_1_title": "論文", "output_1_doi": "10.1000/xyz",
+                                  "output_1_citation": CITED}
     response = client.post(url, data)
     assert response.status_code == 302
     report.refresh_from_db()
     assert report.status == "submitted"
-    assert report.outputs == [{"kind": "paper", "title": "論文", "doi": "10.1000/xyz", "number": ""}]
+    assert report.outputs == [{"kind": "paper", "title": "論文", "doi": "10.1000/xyz", "number": "",
+                               "citation": CITED}]
     assert client.get(reverse("access:report_detail", args=[report.pk])).status_code == 200
 
 
@@ -395,6 +420,7 @@ def test_report_pages_refuse_others(client, setup, outsider, steward):
 def test_steward_reviews_and_accepts_through_the_pages(client, setup, steward):
     report = _annual(setup)
     usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    _confirm(setup, report)
     client.force_login(steward)
     response = client.get(reverse("access:report_review"))
     assert [r.pk for r in response.context["reports"]] == [report.pk]
@@ -528,3 +554,220 @@ def test_schedule_after_an_extension_moves_the_end_of_use_report(setup):
     assert ends == [timezone.localdate(grant.expires_at)]
     annual = list(UsageReport.objects.filter(grant=grant, kind="annual").order_by("due_on"))
     assert [report.due_on.year - timezone.localdate(grant.starts_at).year for report in annual] == [1, 2, 3]
+
+
+# --- a8: citation, results registration, what is kept, confirmations, the stop report -------------
+
+END_FIELDS = ANNUAL_FIELDS | {"results_summary": "感度90%", "deletion_method": "暗号化ディスクを消去した。"}
+
+
+def _end_fields(**extra):  # type: ignore[no-untyped-def]
+    return END_FIELDS | {"deletion_date": timezone.localdate(),
+                         "deletion_certificate": SimpleUploadedFile("c.pdf", PDF_BYTES)} | extra
+
+
+def test_output_not_citing_the_dataset_is_refused_and_changes_nothing(setup):
+    report = _annual(setup)
+    outputs = [{"kind": "paper", "title": "早期胃がん検出AI", "doi": "10.1234/x", "citation": "謝辞なし"},
+               {"kind": "presentation", "title": "学会発表"}]
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=report, by=setup["pi"], outputs=outputs, **ANNUAL_FIELDS)
+    example = f"{setup['release'].dataset.society.name_ja}「{setup['release'].dataset.title_ja}」（colon）"
+    assert excinfo.value.message_dict == {"outputs": [
+        f"Output {n}: it does not cite the dataset. Give the citation as printed in the output, naming the "
+        f"dataset's accession, for example “{example}”." for n in (1, 2)]}
+    report.refresh_from_db()
+    assert (report.status, report.outputs, report.submitted_at) == ("due", [], None)
+    assert not AuditEvent.objects.filter(action="access.usage_report_submitted").exists()
+
+
+@pytest.mark.parametrize("number", ["jRCT1234567890", "jRCTs031180001", "UMIN000012345", ""])
+def test_results_registration_number_is_stored(setup, number):
+    end = _end(setup)
+    usage_report_submit(report=end, by=setup["pi"], **_end_fields(registry_number=number))
+    end.refresh_from_db()
+    assert (end.status, end.registry_number) == ("submitted", number)
+
+
+@pytest.mark.parametrize("number", ["jRCT123", "UMIN12345", "NCT01234567", "umin000012345"])
+def test_bad_results_registration_number_is_refused_and_changes_nothing(setup, number):
+    end = _end(setup)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"], **_end_fields(registry_number=number))
+    assert excinfo.value.message_dict == {"registry_number": [
+        f"“{number}” is not a jRCT or UMIN-CTR number (jRCT1234567890, jRCTs031180001 or UMIN000012345)."]}
+    end.refresh_from_db()
+    assert (end.status, end.registry_number, end.deletion_certificate.name) == ("due", "", "")
+
+
+def test_what_is_kept_after_the_end_needs_its_reason_and_date(setup):
+    end = _end(setup)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"], **_end_fields(retained_items="学習済みモデル"))
+    assert excinfo.value.message_dict == {"retention_reason": ["Say why these are kept after the end."],
+                                          "retained_until": ["Say until when they are kept."]}
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=end, by=setup["pi"], **_end_fields(retention_reason="論文の再現性"))
+    assert excinfo.value.message_dict == {"retained_items": ["Name what is kept after the end."]}
+    end.refresh_from_db()
+    assert (end.status, end.retained_items) == ("due", "")
+    until = timezone.localdate() + timedelta(days=3650)
+    usage_report_submit(report=end, by=setup["pi"], **_end_fields(
+        retained_items="学習済みモデル", retention_reason="論文の再現性の確保", retained_until=until))
+    end.refresh_from_db()
+    assert (end.retained_items, end.retention_reason, end.retained_until) == (
+        "学習済みモデル", "論文の再現性の確保", until)
+
+
+def test_acceptance_waits_for_the_pi_and_the_head(setup, steward):
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["co"], **ANNUAL_FIELDS)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_accept(report=report, by=steward)
+    assert excinfo.value.messages == [
+        "The report is accepted once the principal investigator and the head of the institution have both "
+        "confirmed it."]
+    usage_report_confirm(report=report, as_role="pi", by=setup["pi"])
+    report.refresh_from_db()
+    assert (report.status, report.pi_confirmed_by, report.head_confirmed_at) == ("submitted", setup["pi"], None)
+    with pytest.raises(ValidationError):
+        usage_report_accept(report=report, by=steward)
+    usage_report_confirm(report=report, as_role="head", by=setup["head"])
+    report.refresh_from_db()
+    assert (report.status, report.head_confirmed_by) == ("confirmed", setup["head"])
+    assert report.pi_confirmed_at is not None and report.head_confirmed_at is not None
+    events = list(AuditEvent.objects.filter(action="access.usage_report_confirmed").order_by("id")
+                  .values_list("details", flat=True))
+    assert [(e["as"], e["complete"]) for e in events] == [("pi", False), ("head", True)]
+    usage_report_accept(report=report, by=steward)
+    report.refresh_from_db()
+    assert report.status == "accepted"
+
+
+def test_confirmation_refusals_change_nothing(setup, steward):
+    report = _annual(setup)
+    with pytest.raises(ValidationError):  # not submitted yet
+        usage_report_confirm(report=report, as_role="pi", by=setup["pi"])
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    for user, role in ((setup["co"], "pi"), (setup["pi"], "head"), (steward, "head"), (setup["head"], "pi")):
+        with pytest.raises(PermissionDenied):
+            usage_report_confirm(report=report, as_role=role, by=user)
+    with pytest.raises(ValidationError):
+        usage_report_confirm(report=report, as_role="chair", by=setup["pi"])
+    report.refresh_from_db()
+    assert (report.status, report.pi_confirmed_at, report.head_confirmed_at) == ("submitted", None, None)
+    usage_report_confirm(report=report, as_role="pi", by=setup["pi"])
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_confirm(report=report, as_role="pi", by=setup["pi"])
+    assert excinfo.value.messages == ["The principal investigator has already confirmed this report."]
+    assert AuditEvent.objects.filter(action="access.usage_report_confirmed").count() == 1
+
+
+def test_confirmed_needs_both_confirmations_in_the_database(setup):
+    from django.db import IntegrityError, transaction
+
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["pi"], **ANNUAL_FIELDS)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageReport.objects.filter(pk=report.pk).update(status="confirmed")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageReport.objects.filter(pk=report.pk).update(pi_confirmed_at=timezone.now())
+
+
+def test_stop_report_stands_for_the_end_of_use_report(setup, steward, outsider):
+    grant = setup["grant"]
+    with pytest.raises(PermissionDenied):
+        usage_report_stop(grant=grant, reason="資金終了", by=outsider)
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_stop(grant=grant, reason=" ", by=setup["pi"])
+    assert excinfo.value.message_dict == {"stop_reason": ["Say why the research stopped."]}
+    assert not UsageReport.objects.filter(kind="stop").exists()
+    stop = usage_report_stop(grant=grant, reason="共同研究契約の解除により中止", by=setup["co"])
+    assert (stop.kind, stop.status, stop.due_on, stop.stop_reason) == (
+        "stop", "due", timezone.localdate(), "共同研究契約の解除により中止")
+    with pytest.raises(ValidationError):
+        usage_report_stop(grant=grant, reason="二度目", by=setup["pi"])
+    assert UsageReport.objects.filter(kind="stop").count() == 1
+    # Written like the end-of-use report: results so far, deletion and its certificate.
+    with pytest.raises(ValidationError) as excinfo:
+        usage_report_submit(report=stop, by=setup["pi"], **ANNUAL_FIELDS)
+    assert sorted(excinfo.value.message_dict) == [
+        "deletion_certificate", "deletion_date", "deletion_method", "results_summary"]
+    usage_report_submit(report=stop, by=setup["pi"], **_end_fields(registry_number="UMIN000012345"))
+    _confirm(setup, stop)
+    usage_report_accept(report=stop, by=steward)
+    grant.refresh_from_db()
+    setup["request"].refresh_from_db()
+    assert grant.status == Grant.Status.ENDED
+    assert setup["request"].status == RequestStatus.CLOSED
+    # The end-of-use report and the annual reports not yet due are no longer owed.
+    assert list(UsageReport.objects.filter(grant=grant).values_list("kind", "status")) == [("stop", "accepted")]
+    event = AuditEvent.objects.get(action="access.usage_report_accepted")
+    assert len(event.details["cancelled_reports"]) == 3
+    assert grant.provision_record.recipient_keep_until == add_years(timezone.localdate(), 5)
+
+
+def test_overdue_days_follow_the_settings(setup, settings):
+    settings.PORTAL_USAGE_REPORT_RESTRICT_DAYS = 45
+    settings.PORTAL_USAGE_REPORT_HEAD_DAYS = 200
+    report = _annual(setup)
+    assert usage_reports_enforce(today=report.due_on + timedelta(days=44)) == {
+        "reminded": 1, "restricted": 0, "institution_notified": 0}
+    assert usage_reports_enforce(today=report.due_on + timedelta(days=45)) == {
+        "reminded": 0, "restricted": 1, "institution_notified": 0}
+    assert usage_reports_enforce(today=report.due_on + timedelta(days=199))["institution_notified"] == 0
+    assert usage_reports_enforce(today=report.due_on + timedelta(days=200))["institution_notified"] == 1
+
+
+def test_head_and_pi_confirm_through_the_pages(client, setup, steward):
+    report = _annual(setup)
+    usage_report_submit(report=report, by=setup["co"], **ANNUAL_FIELDS)
+    client.cookies["django_language"] = "ja"
+    client.force_login(setup["head"])
+    listing = client.get(reverse("access:report_list"))
+    assert report.pk in [r.pk for r in listing.context["reports"]]
+    page = client.get(reverse("access:report_detail", args=[report.pk]))
+    assert page.context["confirm_as"] == ["head"]
+    assert "機関の長として確認する" in page.content.decode()
+    response = client.post(reverse("access:report_confirm", args=[report.pk]), {"as_role": "head"})
+    assert response.status_code == 302
+    client.force_login(setup["co"])
+    assert client.post(reverse("access:report_confirm", args=[report.pk]), {"as_role": "pi"}).status_code == 403
+    client.force_login(setup["pi"])
+    assert client.get(reverse("access:report_detail", args=[report.pk])).context["confirm_as"] == ["pi"]
+    client.post(reverse("access:report_confirm", args=[report.pk]), {"as_role": "pi"})
+    report.refresh_from_db()
+    assert (report.status, report.pi_confirmed_by, report.head_confirmed_by) == (
+        "confirmed", setup["pi"], setup["head"])
+    body = client.get(reverse("access:report_detail", args=[report.pk])).content.decode()
+    assert "研究代表者の確認" in body and "機関の長の確認" in body
+    client.force_login(steward)
+    assert client.get(reverse("access:report_detail", args=[report.pk])).context["may_accept"] is True
+
+
+def test_stop_report_through_the_pages(client, setup, outsider):
+    grant = setup["grant"]
+    client.cookies["django_language"] = "ja"
+    client.force_login(outsider)
+    assert client.get(reverse("access:report_stop", args=[grant.pk])).status_code == 404
+    client.force_login(setup["pi"])
+    assert "中止報告" in client.get(reverse("access:grant_detail", args=[grant.pk])).content.decode()
+    response = client.post(reverse("access:report_stop", args=[grant.pk]), {"reason": ""})
+    assert response.status_code == 200
+    assert not UsageReport.objects.filter(kind="stop").exists()
+    response = client.post(reverse("access:report_stop", args=[grant.pk]), {"reason": "資金の終了"})
+    stop = UsageReport.objects.get(kind="stop")
+    assert response["Location"] == reverse("access:report_submit", args=[stop.pk])
+    form = client.get(response["Location"])
+    body = form.content.decode()
+    assert "中止の理由" in body and "結果の登録（jRCT・UMIN-CTR 番号）" in body and "保管継続するもの" in body
+    assert "（colon）" in body  # the dataset's citation to copy into the outputs
+    data = END_FIELDS | {
+        "stop_reason": "資金の終了", "deletion_date": timezone.localdate().isoformat(),
+        "deletion_certificate": SimpleUploadedFile("c.pdf", PDF_BYTES), "registry_number": "jRCT1234567890",
+        "output_1_kind": "paper", "output_1_title": "中間解析", "output_1_citation": CITED,
+    }
+    response = client.post(reverse("access:report_submit", args=[stop.pk]), data)
+    assert response.status_code == 302
+    stop.refresh_from_db()
+    assert (stop.status, stop.registry_number, stop.stop_reason) == ("submitted", "jRCT1234567890", "資金の終了")

@@ -97,6 +97,14 @@ def make_world() -> World:
                  _side("jges", "日本消化器内視鏡学会"), permitted_protocol())
 
 
+# REGULATION.md a6: the PI's title, researcher number and record; the head; the security level.
+APPLICANT_FIELDS = {
+    "pi_title": "主任研究員", "pi_researcher_number_kind": "erad", "pi_researcher_number": "12345678",
+    "pi_research_record": "Gastric Cancer 2024;27:1-10", "head_name": "機関 長", "head_title": "代表取締役",
+    "head_email": "head@company.example.co.jp", "security_level": "type_2",
+}
+
+
 def complete_answers() -> dict[str, dict[str, str]]:
     answers = {item.key: {"status": "done", "evidence": f"{item.key} 規程第3条"} for item in SECURITY_ITEMS}
     answers["approved_external_server"] = {"status": "not_applicable", "evidence": ""}
@@ -112,7 +120,7 @@ def draft(world: World, *, releases=None, **overrides) -> AccessRequest:  # type
         "expected_outputs": ["paper", "ai_model"], "legal_basis": "consent",
         "ethics_protocol": world.protocol, "processing_level": "pseudonymised", "environment": "on_premise",
         "period_start": today, "period_end": today + timedelta(days=365),
-    } | overrides
+    } | APPLICANT_FIELDS | overrides
     svc.access_request_update(
         access_request=request, by=world.applicant,
         releases=releases if releases is not None else [world.a.release],
@@ -192,6 +200,7 @@ def test_submit_empty_application_names_every_missing_answer_and_changes_nothing
     assert sorted(errors) == sorted([
         "signatory", "named_users", "purpose", "expected_outputs", "legal_basis", "ethics_approval", "releases",
         "processing_level", "environment", "security_answers", "period",
+        "pi_title", "pi_researcher_number", "pi_research_record", "head", "security_level",
     ])
     assert len(errors["security_answers"]) == len(SECURITY_ITEMS)
     assert "Answer the self-assessment item “情報セキュリティ責任者・情報管理者の指名”." in errors["security_answers"]
@@ -236,12 +245,91 @@ def test_academic_exemption_with_joint_research_details_submits(world):
 
 
 def test_security_evidence_required_unless_not_applicable(world):
-    request = draft(world)
+    request = draft(world, security_level="type_1")  # Type I does not need audits in place
     svc.access_request_update(access_request=request, by=world.applicant,
                               security_answers={"audit": {"status": "partial", "evidence": ""}})
     with pytest.raises(ValidationError) as caught:
         svc.access_request_submit(access_request=request, by=world.applicant)
     assert caught.value.message_dict == {"security_answers": ["Give the evidence for the self-assessment item “監査”."]}
+
+
+# --- a6: the PI, the head of the institution, the security level against the self-assessment -----
+
+
+def test_claiming_type_ii_without_its_items_in_place_is_refused_naming_them(world):
+    request = draft(world, security_level="type_2")
+    svc.access_request_update(access_request=request, by=world.applicant, security_answers={
+        "network_isolation": {"status": "partial", "evidence": "一部のみ隔離"},
+        "backup": {"status": "not_done", "evidence": "未整備"},
+    })
+    with pytest.raises(ValidationError) as caught:
+        svc.access_request_submit(access_request=request, by=world.applicant)
+    assert caught.value.message_dict == {"security_level": [
+        "High level (Type II) needs these self-assessment items in place: "
+        "ファイアウォール・インターネットからの隔離、バックアップ（複数世代・オフライン）."]}
+    request.refresh_from_db()
+    assert (request.status, request.reference, request.society_reviews.count()) == ("draft", None, 0)
+    assert _audits("access.request_submitted") == 0
+    # The same self-assessment is enough for Type I, which needs neither item.
+    svc.access_request_update(access_request=request, by=world.applicant, security_level="type_1")
+    svc.access_request_submit(access_request=request, by=world.applicant)
+    request.refresh_from_db()
+    assert (request.status, request.security_level) == ("submitted", "type_1")
+
+
+def test_external_server_needs_the_external_server_item_at_either_level(world):
+    request = draft(world, security_level="type_1", environment="external_server")
+    with pytest.raises(ValidationError) as caught:
+        svc.access_request_submit(access_request=request, by=world.applicant)
+    assert caught.value.message_dict == {"security_level": [
+        "Standard level (Type I) needs these self-assessment items in place: 機関外サーバの要件（NBDC承認相当）."]}
+
+
+def test_submit_needs_the_pi_details_and_the_head(world):
+    request = draft(world, pi_title="", pi_researcher_number="", pi_research_record=" ", head_title="",
+                    head_email="", security_level="")
+    with pytest.raises(ValidationError) as caught:
+        svc.access_request_submit(access_request=request, by=world.applicant)
+    assert caught.value.message_dict == {
+        "pi_title": ["Give the principal investigator's title."],
+        "pi_researcher_number": ["Give the principal investigator's e-Rad researcher number or researchmap ID."],
+        "pi_research_record": ["Give the principal investigator's research record (related papers)."],
+        "head": ["Give the head of the applicant's institution: title, e-mail."],
+        "security_level": ["Choose the security level you claim (Type I or Type II)."],
+    }
+    request.refresh_from_db()
+    assert request.status == "draft"
+
+
+@pytest.mark.parametrize(("kind", "number", "stored"), [
+    ("erad", "1234-5678", "12345678"),
+    ("researchmap", "https://researchmap.jp/read0123456/", "read0123456"),
+    ("researchmap", "taro_yamada", "taro_yamada"),
+])
+def test_researcher_number_is_normalised(world, kind, number, stored):
+    request = draft(world, pi_researcher_number_kind=kind, pi_researcher_number=number)
+    request.refresh_from_db()
+    assert request.pi_researcher_number == stored
+
+
+@pytest.mark.parametrize(("kind", "number", "field", "message"), [
+    ("erad", "1234567", "pi_researcher_number", "An e-Rad researcher number has 8 digits (for example 12345678)."),
+    ("erad", "R0012345", "pi_researcher_number", "An e-Rad researcher number has 8 digits (for example 12345678)."),
+    ("researchmap", "山田", "pi_researcher_number",
+     "A researchmap ID is 3 to 64 letters, digits, “_”, “.” or “-” (for example read0123456)."),
+    ("", "12345678", "pi_researcher_number_kind", "Choose the kind of researcher number (e-Rad or researchmap)."),
+])
+def test_bad_researcher_number_refused_and_changes_nothing(world, kind, number, field, message):
+    request = draft(world)
+    before = _audits("access.request_updated")
+    with pytest.raises(ValidationError) as caught:
+        svc.access_request_update(access_request=request, by=world.applicant,
+                                  pi_researcher_number_kind=kind, pi_researcher_number=number, pi_title="変更")
+    assert caught.value.message_dict == {field: [message]}
+    request.refresh_from_db()
+    assert (request.pi_researcher_number_kind, request.pi_researcher_number, request.pi_title) == (
+        "erad", "12345678", "主任研究員")
+    assert _audits("access.request_updated") == before
 
 
 def test_uploaded_ethics_approval_needs_committee_number_and_date(world):
@@ -340,7 +428,8 @@ def test_screen_passes_to_committee_and_tells_members(world, mailoutbox, django_
     request.refresh_from_db()
     assert request.status == RequestStatus.COMMITTEE_REVIEW
     assert request.society_reviews.get().status == V.COMMITTEE
-    assert [sorted(m.to) for m in mailoutbox] == [[f"dac{i}@jsp.example.jp" for i in range(3)]]
+    assert sorted(m.to[0] for m in mailoutbox) == [f"dac{i}@jsp.example.jp" for i in range(3)]
+    assert all(len(m.to) == 1 for m in mailoutbox)
 
 
 def test_screen_twice_refused_naming_states(world):

@@ -13,6 +13,7 @@ from portal.access.security_items import SECURITY_ITEMS
 from portal.access.services import requests as svc
 from tests.factories import OrganizationMembershipFactory, UserFactory
 from tests.integration.test_access_requests_services import (
+    APPLICANT_FIELDS,
     World,
     approved,
     complete_answers,
@@ -156,7 +157,7 @@ def _form_payload(world, **overrides):  # type: ignore[no-untyped-def]
         "period_end": (today + timedelta(days=300)).isoformat(),
         "user_0_email": world.applicant.email, "user_0_role": "principal", "user_0_training": "yes",
         "user_0_training_date": today.isoformat(),
-    }
+    } | APPLICANT_FIELDS
     for key, answer in complete_answers().items():
         data[f"sec_{key}_status"] = answer["status"]
         data[f"sec_{key}_evidence"] = answer["evidence"]
@@ -366,3 +367,59 @@ def test_comments_by_audience_on_page_and_api(client, world):
         assert api == bodies, user
         for body in ["申請者への質問", "委員への申し送り", "管理者のみ"]:
             assert (body in page) is (body in bodies), (user, body)
+
+
+# --- a6: the PI's details, the head, the security level --------------------------------------------
+
+
+def test_applicant_details_shown_to_applicant_reviewers_and_the_api(client, world):
+    request = submitted(world)
+    client.cookies["django_language"] = "ja"
+    for user, url in ((world.applicant, _detail(request.pk)),
+                      (world.a.steward, reverse("access:steward_review", args=[request.pk, world.a.society.pk]))):
+        client.force_login(user)
+        body = client.get(url).content.decode()
+        assert " (主任研究員)</dd>" in body, user
+        assert 'data-testid="pi-researcher-number">e-Rad 研究者番号 12345678<' in body, user
+        assert "Gastric Cancer 2024;27:1-10" in body, user
+        assert "機関 長 (代表取締役) &lt;head@company.example.co.jp&gt;" in body, user
+        assert 'data-testid="security-level">ハイレベル（Type II）<' in body, user
+    api = client.get(f"/api/v1/access/requests/{request.pk}/").json()
+    assert {key: api[key] for key in APPLICANT_FIELDS} == APPLICANT_FIELDS
+
+
+def test_form_refuses_a_level_the_self_assessment_does_not_meet(client, world):
+    client.force_login(world.applicant)
+    client.cookies["django_language"] = "en"
+    request = svc.access_request_create(by=world.applicant, organization=world.organization, title="題名")
+    payload = _form_payload(world, security_level="type_2", sec_backup_status="partial", submit="1")
+    response = client.post(reverse("access:request_edit", args=[request.pk]), payload)
+    assert response.status_code == 200
+    assert ("High level (Type II) needs these self-assessment items in place: バックアップ（複数世代・オフライン）."
+            in response.content.decode())
+    request.refresh_from_db()
+    assert (request.status, request.security_level) == (RequestStatus.DRAFT, "type_2")  # saved, not submitted
+
+
+def test_api_writes_the_a6_fields_and_refuses_what_the_page_refuses(client, world):
+    from tests.integration.test_ethics_review_api import Caller
+
+    request = draft(world, security_level="type_1")
+    applicant = Caller(client, world.applicant)
+    url = f"/api/v1/access/requests/{request.pk}/"
+    response = applicant.patch(url, {"pi_researcher_number_kind": "erad", "pi_researcher_number": "1234"})
+    assert response.status_code == 400
+    assert response.json()["errors"]["pi_researcher_number"] == [
+        "An e-Rad researcher number has 8 digits (for example 12345678)."]
+    request.refresh_from_db()
+    assert request.pi_researcher_number == "12345678"
+    response = applicant.patch(url, {"security_level": "type_2", "head_title": "取締役社長",
+                                     "security_answers": {"backup": {"status": "partial", "evidence": "一部"}}})
+    assert response.status_code == 200, response.content
+    assert (response.json()["security_level"], response.json()["head_title"]) == ("type_2", "取締役社長")
+    response = applicant.post(f"{url}submit/")
+    assert response.status_code == 400
+    assert response.json()["errors"]["security_level"] == [
+        "High level (Type II) needs these self-assessment items in place: バックアップ（複数世代・オフライン）."]
+    request.refresh_from_db()
+    assert request.status == RequestStatus.DRAFT

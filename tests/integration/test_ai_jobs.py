@@ -546,3 +546,25 @@ def test_results_of_a_non_demo_model_carry_no_notice(version, runner):
     job = run(version, runner, uploads=[upload("a.png", png_with_text())])
     assert results_json(job)["demo_notice"] is None
     assert results_csv(job).lstrip("\ufeff").startswith("position,")
+
+
+# Upload names lose folders and surrounding blanks on the way in; these survive as they are.
+HOSTILE_NAMES = ['=HYPERLINK("x","y").png', "+1.png", "-2.png", "@SUM(A1).png"]
+
+
+def test_results_csv_on_the_page_and_the_api_neutralises_formula_file_names(version, runner, client):
+    from django.urls import reverse
+    from knox.models import AuthToken
+
+    job = run(version, runner, uploads=[upload(name, png_with_text(seed=n)) for n, name in enumerate(HOSTILE_NAMES)])
+    client.force_login(runner)
+    page = client.get(reverse("ai:job_results_csv", args=[job.pk]))
+    token = AuthToken.objects.create(runner)[1]
+    api = client.get(f"/api/v1/ai/jobs/{job.pk}/results.csv", HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert [row["file"] for row in results_rows(job)] == HOSTILE_NAMES
+    for response in (page, api):
+        assert response.status_code == 200
+        assert response.content.startswith("\ufeff".encode())
+        lines = list(csv.reader(io.StringIO(response.content.decode("utf-8").removeprefix("\ufeff"))))
+        assert [line[1] for line in lines[2:]] == ["'" + name for name in HOSTILE_NAMES]

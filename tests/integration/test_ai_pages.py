@@ -275,7 +275,7 @@ def test_uploaded_images_are_classified_and_a_bad_file_fails_alone(client, versi
     assert reverse("ai:thumbnail", args=[job.pk, 1]) in body
     assert 'data-position="2" data-status="failed"' in body
     assert bad.reason in body
-    assert 'hx-get' not in body  # finished: no more polling
+    assert 'hx-trigger="every 2s"' not in body  # finished: no more polling
 
     thumb = client.get(reverse("ai:thumbnail", args=[job.pk, 1]))
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/png"

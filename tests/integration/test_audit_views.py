@@ -649,3 +649,12 @@ def test_audit_page_post_not_allowed(auditor_client):
     response = auditor_client.post(LIST_URL)
 
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize("hostile", ["+1", "-2", "@SUM(A1)", "\tX", "\rX", '=HYPERLINK("http://x","y")'])
+def test_audit_export_neutralises_every_formula_start(auditor_client, hostile):
+    audit_record(action="accounts.login_failed", actor=None, actor_email=hostile, details={})
+
+    rows = csv_rows(auditor_client.get(EXPORT_URL))
+
+    assert rows[2][3] == "'" + hostile

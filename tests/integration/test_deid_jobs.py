@@ -323,7 +323,7 @@ def test_command_mirrors_the_tree_and_summarises(import_root, tmp_path, capsys):
 
 def test_command_fails_with_status_1_when_a_file_fails(import_root, bad_file, tmp_path, capsys):
     with pytest.raises(CommandError) as excinfo:
-        call_command("deidentify", str(import_root / FOLDER), str(tmp_path / "out"))
+        call_command("deidentify", str(import_root / FOLDER), str(tmp_path / "out"), "--institution", "1310001")
     assert excinfo.value.returncode == 1
     assert str(excinfo.value) == "1 of 4 files failed."
     printed = capsys.readouterr().out
@@ -333,8 +333,25 @@ def test_command_fails_with_status_1_when_a_file_fails(import_root, bad_file, tm
 
 def test_command_refuses_unknown_options(import_root, tmp_path):
     with pytest.raises(CommandError):
-        call_command("deidentify", str(import_root), str(tmp_path / "out"), "--option", "NOPE")
+        call_command("deidentify", str(import_root), str(tmp_path / "out"), "--option", "NOPE", "--institution", "1")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("institution", [None, "", "  "])
+def test_command_without_institution_refuses_at_start_and_writes_nothing(import_root, tmp_path, capsys, institution):
+    before = sorted(p.relative_to(import_root).as_posix() for p in import_root.rglob("*"))
+    extra = [] if institution is None else ["--institution", institution]
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("deidentify", str(import_root / FOLDER), str(tmp_path / "out"), *extra)
+
+    assert str(excinfo.value) == (
+        "--institution is required: every pseudonymous subject ID is derived from the institution code and "
+        "the patient ID (e.g. --institution 1310001). Nothing was written."
+    )
+    assert not (tmp_path / "out").exists()
+    assert capsys.readouterr().out == ""
+    assert sorted(p.relative_to(import_root).as_posix() for p in import_root.rglob("*")) == before
 
 
 def test_operator_may_create_for_any_society(storage_root, import_root, society, dataset):

@@ -61,12 +61,14 @@ def test_list_applicant_sees_own_protocol_with_data_flow(client, setting):
     assert response.json()["results"] == [{
         "id": protocol.pk,
         "number": protocol.number,
+        "kind": "research",
         "status": "active",
         "committee": {"slug": "irb", "name_ja": setting["committee"].name_ja,
                       "name_en": setting["committee"].name_en},
         "title": TITLE,
         "approved_until": protocol.approved_until.isoformat(),
         "periodic_report_due": protocol.periodic_report_due.isoformat(),  # a year after permission
+        "ended_at": None,
         "data_flow": {"allowed": True, "reason": "承認・許可されています。"},  # the API answers in Japanese by default
     }]
 
@@ -100,10 +102,14 @@ def test_list_anonymous_refused(client, setting):
     assert client.get(LIST).status_code in {401, 403}
 
 
-def test_list_is_read_only(client, setting):
+def test_list_post_without_fields_is_400_and_creates_nothing(client, setting):
+    # POST on the list starts a draft (tests/integration/test_ethics_review_api.py); not without fields.
     client.force_login(setting["applicant"])
 
-    assert client.post(LIST, {}).status_code == 405
+    response = client.post(LIST, {})
+
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"committee", "institution", "title"}
     assert Protocol.objects.count() == 0
 
 
@@ -132,7 +138,8 @@ def test_detail_applicant_sees_versions_items_review_and_only_comments_for_them(
     [version] = body["versions"]
     assert (version["number"], version["kind"]) == (1, "initial")
     assert len(version["items"]) == 25
-    assert version["items"][0] == {"key": "title", "number": 1, "body": TITLE, "not_applicable_reason": ""}
+    assert version["items"][0] == {"key": "title", "number": 1, "label": "① 研究の名称", "body": TITLE,
+                                   "not_applicable_reason": ""}
     assert version["items"][24]["number"] == 25
     review = version["review"]
     assert (review["type"], review["mode"]) == ("new", "full_board")
@@ -140,7 +147,8 @@ def test_detail_applicant_sees_versions_items_review_and_only_comments_for_them(
     assert decision["outcome"] == "approved"
     assert decision["reasons"] == "科学的・倫理的に妥当である。"
     assert decision["conditions"] == ""
-    assert [c["body"] for c in review["comments"]] == ["題名を具体的に"]
+    assert [(c["item_key"], c["item_label"], c["body"]) for c in review["comments"]] == [
+        ("title", "① 研究の名称", "題名を具体的に")]
     assert version["notices"] == [
         {"kind": "decision", "url": f"/ethics/documents/protocols/{protocol.pk}/versions/1/decision.pdf"},
         {"kind": "permission", "url": f"/ethics/documents/protocols/{protocol.pk}/versions/1/permission.pdf"},

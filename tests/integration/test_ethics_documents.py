@@ -255,3 +255,13 @@ def test_issue_tasks_issue_once_on_commit(setting, django_capture_on_commit_call
     assert first == again
     assert EthicsNotice.objects.get(pk=permission).kind == "permission"
     assert EthicsNotice.objects.count() == 2
+
+
+def test_decision_notice_of_an_expedited_review_words_mode_and_ground_as_the_guideline(setting):
+    _protocol, review = _to_review(setting, mode="expedited")
+    decision = _approve(setting, review)
+
+    text = _text(_stored(decision_notice_issue(decision=decision, by=None)))
+
+    assert "迅速審査（侵襲を伴わない研究であって介入を行わないもの）" in text
+    assert "第1版（新規申請）" in text

@@ -147,7 +147,7 @@ def test_summary_counts_by_type_and_outcome_and_lists_permitted_titles(client, s
     assert response.status_code == 200
     assert response.context["total"] == 3
     assert {row.value: row.count for row in response.context["by_type"]} == {
-        "new": 3, "amendment": 0, "continuing": 0, "completion": 0}
+        "new": 3, "amendment": 0, "continuing": 0, "completion": 0, "serious_noncompliance": 0}
     assert {row.value: row.count for row in response.context["by_outcome"]} == {
         "approved": 2, "conditions": 0, "deferred": 0, "not_approved": 1, "not_subject": 0}
     assert response.context["approved"] == [{"number": permitted.number, "title": TITLE}]
@@ -190,7 +190,7 @@ def test_summary_query_count_is_fixed(client, setting, django_assert_num_queries
     for _ in range(3):
         _decide(setting)
 
-    with django_assert_num_queries(3):  # committee, counts, approved titles
+    with django_assert_num_queries(4):  # committee, counts, non-compliance opinions, approved titles
         client.get(reverse("committees:summary", args=["irb", timezone.localdate().year]))
 
 

@@ -67,10 +67,14 @@ def test_periodic_report_due_within_30_days_reminded_once(setting, django_captur
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["pi@example.ac.jp"]
     assert protocol.number in mail.outbox[0].body
-    assert ReminderSent.objects.count() == 1
-    event = AuditEvent.objects.filter(action="ethics.reminder_sent").get()
+    reminder = ReminderSent.objects.get()
+    notification = reminder.notification
+    assert (notification.recipient, notification.url, notification.mail_status) == (
+        setting["applicant"], f"/ethics/protocols/{protocol.pk}/", "sent")
+    assert reminder.mailed_at == notification.mail_sent_at is not None
+    event = AuditEvent.objects.filter(action="ethics.reminder_issued").get()
     assert event.details == {"kind": "periodic_report", "due_on": protocol.periodic_report_due.isoformat(),
-                             "recipients": ["pi@example.ac.jp"]}
+                             "recipients": ["pi@example.ac.jp"], "notification": notification.pk}
     assert event.actor_id is None
 
 
@@ -110,7 +114,9 @@ def test_approval_expiring_within_60_days_reminded_once(setting, django_capture_
 def test_approval_expiring_later_or_protocol_closed_not_reminded(setting, django_capture_on_commit_callbacks):
     _active(setting, approved_days=61)
     closed = _active(setting, approved_days=10)
-    Protocol.objects.filter(pk=closed.pk).update(status=ProtocolStatus.COMPLETED)
+    Protocol.objects.filter(pk=closed.pk).update(
+        status=ProtocolStatus.COMPLETED, ended_at=timezone.now(), end_report="終了"
+    )
     mail.outbox.clear()
 
     assert _run(django_capture_on_commit_callbacks) == []

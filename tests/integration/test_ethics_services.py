@@ -13,7 +13,13 @@ from django.utils import timezone
 from portal.audit.models import AuditEvent
 from portal.ethics import services
 from portal.ethics.items import PROTOCOL_ITEMS
-from portal.ethics.models import Decision, ProtocolStatus, ProtocolVersion, Review
+from portal.ethics.models import (
+    ConflictDeclaration,
+    Decision,
+    ProtocolStatus,
+    ProtocolVersion,
+    Review,
+)
 from portal.ethics.selectors import protocol_data_flow, protocols_visible_to, review_inbox
 from portal.ethics.workflow import TransitionNotAllowed
 from tests.factories import OrganizationFactory, OrganizationMembershipFactory, UserFactory
@@ -103,7 +109,8 @@ def test_submit_incomplete_names_every_missing_item(setting):
         services.protocol_submit(protocol=protocol, by=setting["applicant"])
 
     messages = refused.value.messages
-    assert len([m for m in messages if ": required" in m]) == 14  # items 2-15
+    # Items 3-15: item ② starts with the applicant as the site's principal investigator.
+    assert len([m for m in messages if ": required" in m]) == 13
     assert len([m for m in messages if "say why it does not apply" in m]) == 10  # items 16-25
     assert "Consent procedure: choose one" in messages
     protocol.refresh_from_db()
@@ -223,21 +230,130 @@ def test_return_for_completion_reopens_the_version(setting):
 # --- Review ------------------------------------------------------------------------------------
 
 
-def test_review_assigns_voters_and_recuses_the_applicants_colleagues(setting):
+def test_review_assigns_voters_and_keeps_the_applicants_colleagues_without_conflict(setting):
     OrganizationMembershipFactory(user=setting["members"]["science"].user, organization=setting["university"])
 
     _protocol, review = _to_review(setting)
 
     assignments = {a.member.user.email: a for a in review.assignments.select_related("member__user")}
     assert set(assignments) == {f"{n}@irb.example.jp" for n in ("chair", "science", "law", "lay", "external")}
-    assert assignments["science@irb.example.jp"].recused is True
-    assert assignments["science@irb.example.jp"].recusal_reason == "member of the applicant's institution"
+    # A colleague of the applicant takes part unless they declare a conflict (guideline; item 19).
+    assert (assignments["science@irb.example.jp"].recused, assignments["science@irb.example.jp"].recusal_reason) == (False, "")
     assert [a.review for a in review_inbox(setting["members"]["law"].user)] == [review]
 
 
-def test_recused_member_cannot_vote(setting):
-    OrganizationMembershipFactory(user=setting["members"]["science"].user, organization=setting["university"])
+def test_review_applicant_on_the_committee_is_recused(setting):
+    setting["applicant"] = setting["members"]["science"].user
+    OrganizationMembershipFactory(user=setting["applicant"], organization=setting["university"])
+
     _protocol, review = _to_review(setting)
+
+    assignment = review.assignments.get(member=setting["members"]["science"])
+    assert (assignment.recused, assignment.recusal_reason) == (True, "applicant")
+
+
+def test_review_member_named_in_item_2_rows_is_recused(setting):
+    protocol = _draft(setting)
+    lay = setting["members"]["lay"].user
+    services.protocol_update_draft(protocol=protocol, by=setting["applicant"], organization_entries=[
+        {"institution_name": "研究大学", "institution_role": "research_institution", "person_name": "申請者",
+         "person_role": "site_pi", "user": setting["applicant"]},
+        {"institution_name": "協力病院", "institution_role": "collaborating", "person_name": "一般 委員",
+         "person_role": "co_investigator", "user": lay},
+    ])
+    services.protocol_submit(protocol=protocol, by=setting["applicant"])
+
+    review = services.review_open(protocol=protocol, mode="full_board", by=setting["members"]["secretariat"].user)
+
+    assignment = review.assignments.get(member=setting["members"]["lay"])
+    assert (assignment.recused, assignment.recusal_reason) == (True, "named in the protocol")
+
+
+def test_quorum_met_when_every_member_belongs_to_the_applicants_institution(setting):
+    for member in setting["members"].values():
+        OrganizationMembershipFactory(user=member.user, organization=setting["university"])
+    protocol, review = _to_review(setting)
+    _attend_all(setting, review)
+
+    assert review.assignments.filter(recused=True).count() == 0
+    assert services.quorum_problems(review) == []
+    decision = _approve(setting, review)
+
+    assert decision.outcome == "approved"
+    protocol.refresh_from_db()
+    assert protocol.status == ProtocolStatus.APPROVED
+
+
+def test_conflict_declared_recuses_member_drops_vote_and_breaks_quorum(setting):
+    lay = setting["members"]["lay"]
+    OrganizationMembershipFactory(user=lay.user, organization=setting["university"])
+    _protocol, review = _to_review(setting)
+    _attend_all(setting, review)
+    services.vote_cast(review=review, choice="approve", by=lay.user)
+
+    declaration = services.conflict_declare(
+        review=review, has_conflict=True, details="申請者の研究室と共同研究を行っている。", by=lay.user
+    )
+
+    assert (declaration.has_conflict, declaration.details) == (True, "申請者の研究室と共同研究を行っている。")
+    assignment = review.assignments.get(member=lay)
+    assert (assignment.recused, assignment.recusal_reason) == (True, "declared a conflict of interest")
+    assert not review.votes.filter(member=lay).exists()
+    assert "No lay member attended." in services.quorum_problems(review)
+    event = AuditEvent.objects.filter(action="ethics.conflict_declared").get()
+    assert event.details["has_conflict"] is True
+    assert event.details["recused"] is True
+    with pytest.raises(services.EthicsRefused, match="recused"):
+        services.vote_cast(review=review, choice="approve", by=lay.user)
+
+
+def test_conflict_declared_none_lifts_only_a_conflict_recusal(setting):
+    lay = setting["members"]["lay"]
+    _protocol, review = _to_review(setting)
+    services.conflict_declare(review=review, has_conflict=True, details="親族が研究分担者である。", by=lay.user)
+
+    declaration = services.conflict_declare(review=review, has_conflict=False, details="無視される", by=lay.user)
+
+    assert (declaration.has_conflict, declaration.details) == (False, "")
+    assert ConflictDeclaration.objects.filter(review=review).count() == 1
+    assert review.assignments.get(member=lay).recused is False
+
+
+def test_conflict_declared_none_keeps_the_applicants_recusal(setting):
+    setting["applicant"] = setting["members"]["science"].user
+    OrganizationMembershipFactory(user=setting["applicant"], organization=setting["university"])
+    _protocol, review = _to_review(setting)
+
+    services.conflict_declare(review=review, has_conflict=False, by=setting["applicant"])
+
+    assignment = review.assignments.get(member=setting["members"]["science"])
+    assert (assignment.recused, assignment.recusal_reason) == (True, "applicant")
+
+
+def test_conflict_declared_without_details_refused_and_nothing_changes(setting):
+    lay = setting["members"]["lay"]
+    _protocol, review = _to_review(setting)
+
+    with pytest.raises(ValidationError):
+        services.conflict_declare(review=review, has_conflict=True, details=" ", by=lay.user)
+
+    assert not ConflictDeclaration.objects.exists()
+    assert review.assignments.get(member=lay).recused is False
+
+
+def test_conflict_declared_by_non_member_refused(setting):
+    _protocol, review = _to_review(setting)
+
+    with pytest.raises(services.EthicsRefused):
+        services.conflict_declare(review=review, has_conflict=False, by=setting["head"])
+
+    assert not ConflictDeclaration.objects.exists()
+
+
+def test_recused_member_cannot_vote(setting):
+    _protocol, review = _to_review(setting)
+    science = setting["members"]["science"].user
+    services.conflict_declare(review=review, has_conflict=True, details="研究費を受けている。", by=science)
 
     with pytest.raises(services.EthicsRefused, match="recused"):
         services.vote_cast(review=review, choice="approve", by=setting["members"]["science"].user)
@@ -293,9 +409,9 @@ def test_decision_without_quorum_refused_naming_rule(setting):
 
 
 def test_decision_quorum_does_not_count_recused_members(setting):
-    OrganizationMembershipFactory(user=setting["members"]["lay"].user, organization=setting["university"])
     _protocol, review = _to_review(setting)
     _attend_all(setting, review)
+    services.conflict_declare(review=review, has_conflict=True, details="利害関係あり", by=setting["members"]["lay"].user)
 
     with pytest.raises(ValidationError) as refused:
         _approve(setting, review)
@@ -325,8 +441,9 @@ def test_expedited_decision_needs_no_attendance_and_is_reported_to_all(setting, 
     protocol.refresh_from_db()
     assert protocol.status == ProtocolStatus.APPROVED
     report = [m for m in mailoutbox if "expedited" in m.subject.lower() or "迅速" in m.subject]
-    assert len(report) == 1
-    assert len(report[0].to) == 6  # every member, the secretariat included
+    # One message per member, the secretariat included (each has its own inbox copy).
+    assert len({address for message in report for address in message.to}) == 6
+    assert all(len(message.to) == 1 for message in report)
 
 
 def test_head_cannot_permit_what_the_committee_did_not_approve(setting):

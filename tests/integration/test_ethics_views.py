@@ -414,8 +414,9 @@ def test_protocol_submit_incomplete_lists_every_missing_item(client, setting):
 
     assert response.status_code == 200
     missing = response.context["missing"]
-    assert len(missing) == 25  # items ②-㉕ and the consent procedure
-    assert missing[0] == "② Research organisation (institutions, researchers and providers of existing data): required"
+    # Items ③-㉕ and the consent procedure: item ② starts with the applicant's own row.
+    assert len(missing) == 24
+    assert missing[0] == "③ Purpose and significance: required"
     assert missing[-1] == "Consent procedure: choose one"
     body = response.content.decode()
     assert 'data-testid="missing-items"' in body
@@ -437,13 +438,18 @@ def test_protocol_submit_complete_numbers_and_submits(client, setting):
     assert protocol.number == f"IRB-{timezone.localdate().year}-0001"
 
 
-def test_protocol_withdraw_draft_closes_it(client, setting):
+def test_protocol_withdraw_draft_ends_it_as_withdrawn(client, setting):
     protocol = _draft(setting, complete=False)
     client.force_login(setting["applicant"])
 
     client.post(_url("protocol_withdraw", protocol))
 
-    assert _status(protocol) == ProtocolStatus.CLOSED
+    assert _status(protocol) == ProtocolStatus.WITHDRAWN
+    protocol.refresh_from_db()
+    assert protocol.ended_at is not None
+    response = client.get(_url("protocol_detail", protocol))
+    assert 'data-status="withdrawn"' in response.content.decode()
+    assert response.context["can_withdraw"] is False
 
 
 def test_protocol_withdraw_under_review_refused_and_nothing_changes(client, setting):
@@ -503,8 +509,9 @@ def test_secretariat_queue_lists_submissions_in_fixed_queries(client, setting, d
     _draft(setting)
     client.force_login(_user(setting, "secretariat"))
 
-    # session, user, three role lookups, the second factor, is this a secretariat, and the submissions with their titles
-    with django_assert_num_queries(8):
+    # session, user, three role lookups, the second factor, is this a secretariat, the submissions with
+    # their titles, the open full-board reviews, the answers to conditions, the periodic reports
+    with django_assert_num_queries(11):
         response = client.get(reverse("ethics:secretariat_queue"))
 
     assert [row[0].pk for row in response.context["rows"]] == [first.pk, second.pk]
@@ -662,8 +669,8 @@ def test_review_vote_defer_without_reason_shows_error_and_records_nothing(client
 
 def test_recused_member_sees_no_vote_form_and_post_is_refused(client, setting):
     science = setting["members"]["science"]
-    OrganizationMembershipFactory(user=science.user, organization=setting["university"])
-    protocol, _review = _under_review(setting)
+    protocol, review = _under_review(setting)
+    services.conflict_declare(review=review, has_conflict=True, details="共同研究先である。", by=science.user)
     client.force_login(science.user)
 
     page = client.get(_url("review_detail", protocol))
@@ -671,9 +678,9 @@ def test_recused_member_sees_no_vote_form_and_post_is_refused(client, setting):
 
     assert page.context["vote_form"] is None
     assert 'data-testid="recused-notice"' in page.content.decode()
-    assert "member of the applicant&#x27;s institution" in page.content.decode()
+    assert "declared a conflict of interest" in page.content.decode()
     assert _messages(response) == [
-        "You are recused from this review (member of the applicant's institution) and cannot vote."
+        "You are recused from this review (declared a conflict of interest) and cannot vote."
     ]
     assert Vote.objects.count() == 0
 
@@ -936,27 +943,61 @@ def test_conditions_answer_blank_shows_error_and_changes_nothing(client, setting
     assert _status(protocol) == ProtocolStatus.CONDITIONS
 
 
-def test_completion_report_then_close_by_secretariat(client, setting):
+def test_completion_report_ends_the_research_as_completed(client, setting):
     protocol = _active(setting)
     client.force_login(setting["applicant"])
+
     client.post(_url("completion_report", protocol), {"report": "予定通り終了した。"})
+
     assert _status(protocol) == ProtocolStatus.COMPLETED
+    protocol.refresh_from_db()
+    assert protocol.end_report == "予定通り終了した。"
+    assert protocol.ended_at is not None
+    response = client.get(_url("protocol_detail", protocol))
+    assert response.context["discontinue_form"] is None
+    assert response.context["completion_form"] is None
 
-    client.force_login(_user(setting, "secretariat"))
-    client.post(_url("protocol_close", protocol))
 
-    assert _status(protocol) == ProtocolStatus.CLOSED
-
-
-def test_protocol_close_by_member_forbidden_and_nothing_changes(client, setting):
+def test_discontinuation_report_ends_the_research_as_discontinued(client, setting):
     protocol = _active(setting)
-    services.protocol_report_completion(protocol=protocol, report="終了", by=setting["applicant"])
+    client.force_login(setting["applicant"])
+    page = client.get(_url("protocol_detail", protocol))
+    assert page.context["discontinue_form"] is not None
+
+    response = client.post(_url("protocol_discontinue", protocol), {"report": "症例集積が困難なため中止した。"})
+
+    assert response.status_code == 302
+    assert _status(protocol) == ProtocolStatus.DISCONTINUED
+    protocol.refresh_from_db()
+    assert protocol.end_report == "症例集積が困難なため中止した。"
+    assert AuditEvent.objects.filter(action="ethics.protocol_discontinued").count() == 1
+    page = client.get(_url("protocol_detail", protocol)).content.decode()
+    assert 'data-status="discontinued"' in page
+    assert "症例集積が困難なため中止した。" in page
+
+
+def test_discontinuation_blank_report_shows_error_and_changes_nothing(client, setting):
+    protocol = _active(setting)
+    client.force_login(setting["applicant"])
+
+    response = client.post(_url("protocol_discontinue", protocol), {"report": " "})
+
+    assert response.status_code == 200
+    assert list(response.context["discontinue_form"].errors) == ["report"]
+    assert _status(protocol) == ProtocolStatus.ACTIVE
+    assert not AuditEvent.objects.filter(action="ethics.protocol_discontinued").exists()
+
+
+def test_discontinuation_by_member_forbidden_and_nothing_changes(client, setting):
+    protocol = _active(setting)
     client.force_login(_user(setting, "law"))
 
-    response = client.post(_url("protocol_close", protocol))
+    response = client.post(_url("protocol_discontinue", protocol), {"report": "中止"})
 
     assert response.status_code == 403
-    assert _status(protocol) == ProtocolStatus.COMPLETED
+    assert _status(protocol) == ProtocolStatus.ACTIVE
+    protocol.refresh_from_db()
+    assert protocol.end_report == ""
 
 
 def test_review_comment_after_decision_refused_and_adds_nothing(client, setting):

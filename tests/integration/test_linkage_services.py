@@ -50,7 +50,7 @@ def test_operator_grants_audited_and_user_told(operator, society_admin, two, mai
     assert event.details == {"user": society_admin.pk, "societies": ["jges", "jsp"],
                              "valid_until": approval.valid_until.isoformat()}
     assert [m.to for m in mailoutbox] == [[society_admin.email]]
-    assert mailoutbox[0].subject == "Linkage approval granted"
+    assert mailoutbox[0].subject == "[Record linkage] Linkage approval granted"
 
 
 @pytest.mark.parametrize("who", ["society_admin", "staff_without_mfa", "auditor"])

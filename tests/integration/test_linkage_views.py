@@ -448,3 +448,17 @@ def test_other_society_admin_sees_results_too(client, operator, world):
     response = client.get("/linkage/", params())
 
     assert response.content.decode().count('data-testid="linkage-row"') == 5
+
+
+def test_csv_export_neutralises_a_formula_society_name(client, society_admin, operator, world):
+    endo = world["endo"][0]
+    endo.name_ja = '=HYPERLINK("http://x","y")'
+    endo.save()
+    approve(society_admin, world["path"][0], endo, by=operator)
+    client.force_login(society_admin)
+
+    body = b"".join(client.get("/linkage/export.csv", params(tolerance_days="3")).streaming_content)
+
+    assert body.startswith("\ufeff".encode())
+    lines = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert {line[2] for line in lines[1:]} == {"日本病理学会", '\'=HYPERLINK("http://x","y")'}

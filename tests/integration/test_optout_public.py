@@ -102,7 +102,7 @@ def test_public_detail_without_login_shows_every_item_lead_and_history(client, s
     html = response.content.decode()
     assert response.status_code == 200
     shown = [item.key for item, _text in response.context["items"]]
-    assert shown == [key for key, _required in OptOutNoticeVersion.ITEMS if key != "title"]
+    assert shown == [key for key, _required in OptOutNoticeVersion.ITEMS]  # ① 研究の名称 included
     for key in ("purpose_and_method", "data_items", "providing_org_and_head", "acquisition_method", "pi_and_org",
                 "user_scope", "data_controller", "stop_on_request", "how_to_request"):
         assert f"{key} の記載" in html

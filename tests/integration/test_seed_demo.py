@@ -22,6 +22,8 @@ EXPECTED_ROLES = {
     "steward@demo.example.jp": Role.STEWARD,
     "access-committee@demo.example.jp": Role.ACCESS_COMMITTEE,
     "committee@demo.example.jp": Role.COMMITTEE_MEMBER,
+    "ethics-chair@demo.example.jp": Role.ETHICS_CHAIR,
+    "ethics-office@demo.example.jp": Role.ETHICS_SECRETARIAT,
     "head@demo.example.jp": Role.INSTITUTION_HEAD,
     "researcher@demo.example.jp": Role.APPLICANT,
     "company@demo.example.jp": Role.APPLICANT,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.lib.env import env_bool, env_choice, env_int, env_list, env_path
+from portal.lib.env import env_bool, env_choice, env_int, env_int_list, env_list, env_path
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("ON", True), ("0", False), ("off", False), ("", False)])
@@ -45,3 +45,16 @@ def test_env_choice_refuses_unknown(monkeypatch):
 def test_env_path_resolves(monkeypatch, tmp_path):
     monkeypatch.setenv("X_PATH", str(tmp_path / "d"))
     assert env_path("X_PATH", Path("/nowhere")) == (tmp_path / "d").resolve()
+
+
+def test_env_int_list_parses_and_refuses_bad_values(monkeypatch):
+    monkeypatch.delenv("X_DAYS", raising=False)
+    assert env_int_list("X_DAYS", [90, 60, 30]) == [90, 60, 30]
+    monkeypatch.setenv("X_DAYS", " 14, 7 ,")
+    assert env_int_list("X_DAYS", [90], minimum=1) == [14, 7]
+    monkeypatch.setenv("X_DAYS", "90,sixty")
+    with pytest.raises(ImproperlyConfigured, match="X_DAYS must be whole numbers separated by commas"):
+        env_int_list("X_DAYS", [90])
+    monkeypatch.setenv("X_DAYS", "30,0")
+    with pytest.raises(ImproperlyConfigured, match="X_DAYS must be whole numbers of at least 1"):
+        env_int_list("X_DAYS", [90], minimum=1)

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -173,17 +172,16 @@ def _remove_user(grant: Grant, user: User) -> None:
 
 def _notify(amendment: GrantAmendment, subject: str, detail: str, *, to_stewards: bool = False) -> None:
     from portal.access.notifications import _send
-    from portal.societies.selectors import member_emails
+    from portal.societies.selectors import member_users
 
     grant = amendment.grant
     request = grant.access_request
-    link = f"{settings.PORTAL_BASE_URL}/access/amendments/{amendment.pk}/"
-    body = "\n\n".join(x for x in [f"{grant.reference} {request.title if request else ''}".strip(), detail, link] if x)
+    body = "\n\n".join(x for x in [f"{grant.reference} {request.title if request else ''}".strip(), detail] if x)
     if to_stewards:
-        recipients = member_emails(grant.society_id, SocietyMembership.Role.STEWARD) if grant.society_id else []
+        recipients = member_users(grant.society_id, SocietyMembership.Role.STEWARD)
     else:
-        recipients = [request.applicant.email, request.principal_investigator.email] if request else []
-    _send(subject, body, recipients)
+        recipients = [request.applicant, request.principal_investigator] if request else []
+    _send(subject, body, recipients, f"/access/amendments/{amendment.pk}/")
 
 
 # --- services ------------------------------------------------------------------------------------

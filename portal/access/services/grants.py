@@ -111,23 +111,19 @@ def _period_end(request: AccessRequest) -> datetime:
     return timezone.make_aware(end)
 
 
-def _reports_start(grant: Grant) -> None:
-    """The provision record (提供記録) and the usage reports owed (helper I's services)."""
-    import importlib
+def _reports_start(grant: Grant, *, custodian: str = "provider") -> None:
+    """The provision record (提供記録), with its custodian (保管者), and the usage reports owed."""
+    from portal.access.services.reports import provision_record_create, usage_reports_schedule
 
-    try:
-        reports = importlib.import_module("portal.access.services.reports")
-    except ImportError:  # pragma: no cover - the reports area not installed yet
-        return
-    for name in ("provision_record_create", "usage_reports_schedule"):
-        service = getattr(reports, name, None)
-        if service is not None:
-            service(grant=grant)
+    provision_record_create(grant=grant, custodian=custodian)
+    usage_reports_schedule(grant=grant)
 
 
-def grant_start(*, access_request: AccessRequest, society: Society, by: User) -> Grant:
+def grant_start(*, access_request: AccessRequest, society: Society, by: User,
+                record_custodian: str = "provider") -> Grant:
     """Start the grant of one society of an application: its named users × its requested releases
-    of that society, from now to the end of the application's period."""
+    of that society, from now to the end of the application's period. ``record_custodian`` keeps
+    the provision record: the provider (the society) or, by its delegation, the recipient."""
     if not (has_role(by, Role.OPERATOR) or "admin" in _society_roles(by, society.pk)):
         raise PermissionDenied(_("Only an administrator of the society can start its grant."))
     if Grant.objects.filter(access_request=access_request, society=society, status__in=_LIVE).exists():
@@ -154,7 +150,7 @@ def grant_start(*, access_request: AccessRequest, society: Society, by: User) ->
         grant.users.set(users)
         grant.releases.set(releases)
         _perms_assign(grant)
-        _reports_start(grant)
+        _reports_start(grant, custodian=record_custodian)
         audit_record(
             action="access.grant_started", actor=by, target=grant,
             details={

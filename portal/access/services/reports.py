@@ -5,28 +5,37 @@ ethics guideline (第8の3) and the APPI (Art. 29/30) ask for, kept for the prov
 and the recipient's five years after the study's completion is reported.
 
 A grant owes an annual usage report each year of its term and an end-of-use report, with a
-deletion certificate, at its expiry. Overdue reports are enforced by a daily beat task
-(``access.enforce_usage_reports``): a reminder every 30 days after the due date, restricted access
-(no new links) at 90 days with the society's stewards told, and the head of the applicant's
-institution told at 180 days. Submitting the report lifts the restriction.
+deletion certificate, at its expiry; a named user who stops the research early files a stop report
+(中止報告) instead, which stands for the end-of-use report. Every output reported must cite the
+dataset (its accession, the dataset's slug). A submitted report is confirmed by the principal
+investigator and by the head of the applicant's institution (two confirmations, each with who and
+when), then accepted by a steward of the society.
+
+Overdue reports are enforced by a daily beat task (``access.enforce_usage_reports``): a reminder
+every ``PORTAL_USAGE_REPORT_REMINDER_DAYS`` (30) days after the due date; at
+``PORTAL_USAGE_REPORT_RESTRICT_DAYS`` (180, as the NBDC rules say) restricted access (no new links)
+with the society's stewards told, and at ``PORTAL_USAGE_REPORT_HEAD_DAYS`` (180) the head of the
+applicant's institution told. Submitting the report lifts the restriction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.access.models import (
+    Custodian,
     Grant,
     LegalBasis,
     ProcessingLevel,
@@ -39,12 +48,24 @@ from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
 from portal.lib.filetypes import PDF, detect_document_type
+from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
+from portal.societies.selectors import member_users
 
-# --- Thresholds (days after a report's due date) ------------------------------------------------
-REMINDER_EVERY_DAYS = 30
-RESTRICT_AFTER_DAYS = 90
-INSTITUTION_AFTER_DAYS = 180
+# --- Thresholds (days after a report's due date; settings, read when used) ----------------------
+
+
+def reminder_every_days() -> int:
+    return int(settings.PORTAL_USAGE_REPORT_REMINDER_DAYS)
+
+
+def restrict_after_days() -> int:
+    return int(settings.PORTAL_USAGE_REPORT_RESTRICT_DAYS)
+
+
+def institution_after_days() -> int:
+    return int(settings.PORTAL_USAGE_REPORT_HEAD_DAYS)
+
 
 # --- Retention (REGULATION.md (c)) ---------------------------------------------------------------
 PROVIDER_RETENTION_YEARS = 3  # from the (last) date of provision
@@ -53,6 +74,8 @@ RECIPIENT_RETENTION_YEARS = 5  # from the date the study's completion was report
 DELETION_CERTIFICATE_MAX_BYTES = 20 * 1024 * 1024
 OUTPUT_KINDS = ("paper", "presentation", "patent", "model", "approval")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
+# Results registered in jRCT (jRCT + 10 digits, or jRCTs + 9) or UMIN-CTR (UMIN + 9 digits).
+REGISTRY_RE = re.compile(r"^(jRCT(?:s\d{9}|\d{10})|UMIN\d{9})$")
 _DOI_PREFIXES = ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:")
 
 RECORDER = "データ共有ポータル（自動作成）"
@@ -60,25 +83,6 @@ MEDIUM = "電磁的記録（データ共有ポータルのデータベース）"
 
 # Grants whose reports are still enforced: every one not ended by an accepted end-of-use report.
 _ENFORCED = [Grant.Status.ACTIVE, Grant.Status.PAUSED, Grant.Status.EXPIRED, Grant.Status.REVOKED]
-
-
-# The legal terms of REGULATION.md a5, written into the record in Japanese whatever the UI language.
-LEGAL_BASIS_JA = {
-    LegalBasis.CONSENT: "インフォームド・コンセント",
-    LegalBasis.OPT_OUT: "倫理指針に基づくオプトアウト",
-    LegalBasis.ACADEMIC_EXEMPTION: "個人情報保護法第27条第1項第5号〜第7号（学術研究例外）",
-    LegalBasis.PUBLIC_HEALTH: "個人情報保護法第27条第1項第3号（公衆衛生例外）",
-    LegalBasis.JOINT_USE: "共同利用",
-    LegalBasis.OUTSOURCING: "委託",
-    LegalBasis.PSEUDONYMISED_JOINT_USE: "仮名加工情報の共同利用",
-    LegalBasis.ANONYMISED: "匿名加工情報",
-    LegalBasis.NEXT_GENERATION_ACT: "次世代医療基盤法",
-}
-PROCESSING_JA = {
-    ProcessingLevel.PSEUDONYMISED: "仮名加工情報",
-    ProcessingLevel.ANONYMISED: "匿名加工情報",
-    ProcessingLevel.STATISTICS: "統計情報",
-}
 
 
 def add_years(day: date, years: int) -> date:
@@ -189,7 +193,7 @@ def _provision_fields(grant: Grant) -> dict[str, Any]:
             responsible.append(pi)
 
     legal_basis = (request.legal_basis if request else "") or LegalBasis.OPT_OUT
-    consent_lines.append(f"提供の法的根拠: {LEGAL_BASIS_JA[LegalBasis(legal_basis)]}")
+    consent_lines.append(f"提供の法的根拠: {LegalBasis(legal_basis).label}")  # in Japanese: see the caller
     processing = (request.processing_level if request else "") or ProcessingLevel.PSEUDONYMISED
     foreign = "なし"
     if request and request.foreign_access:
@@ -237,14 +241,25 @@ def _provision_fields(grant: Grant) -> dict[str, Any]:
     }
 
 
-def provision_record_create(*, grant: Grant) -> ProvisionRecord:
-    """Write the grant's provision record (once; a second call returns the first record)."""
+def provision_record_create(*, grant: Grant, custodian: str = Custodian.PROVIDER) -> ProvisionRecord:
+    """Write the grant's provision record (once; a second call returns the first record).
+
+    ``custodian`` (保管者) is set here, once: the provider keeps the record unless it delegates
+    custody to the recipient (REGULATION.md a5)."""
+    if custodian not in Custodian.values:
+        raise ValidationError({"custodian": _("Choose who keeps the provision record.")})
+    if custodian == Custodian.RECIPIENT and grant.access_request_id is None:
+        raise ValidationError({"custodian": _("Custody can be delegated only to the recipient of an application.")})
     with transaction.atomic():
         existing = ProvisionRecord.objects.filter(grant=grant).first()
         if existing is not None:
             return existing
         with translation.override("ja"):
             fields = _provision_fields(grant)
+        fields["custodian"] = custodian
+        fields["custodian_name"] = (
+            fields["recipient_name"] if custodian == Custodian.RECIPIENT else fields["provider_name"]
+        )
         record = ProvisionRecord.objects.create(grant=grant, **fields)
         audit_record(
             action="access.provision_recorded", actor=grant.created_by, target=record,
@@ -254,6 +269,8 @@ def provision_record_create(*, grant: Grant) -> ProvisionRecord:
                 "provided_until": record.provided_until.isoformat(),
                 "provider_keep_until": record.provider_keep_until.isoformat(),
                 "legal_basis": record.legal_basis,
+                "custodian": record.custodian,
+                "custodian_name": record.custodian_name,
             },
         )
     return record
@@ -299,8 +316,21 @@ def _normalise_doi(value: str) -> str:
     return value
 
 
-def clean_outputs(outputs: Any) -> tuple[list[dict[str, str]], list[str]]:
-    """The outputs as stored, and one message per bad row (1-based)."""
+def dataset_citations(grant: Grant) -> list[tuple[str, str]]:
+    """(accession, citation text) of each dataset of the grant: what every reported output must cite."""
+    datasets = {release.dataset_id: release.dataset
+                for release in grant.releases.select_related("dataset__society").order_by("dataset_id", "version")}
+    return [
+        (dataset.slug, f"{dataset.society.name_ja}「{dataset.title_ja}」（{dataset.slug}）")
+        for dataset in datasets.values()
+    ]
+
+
+def clean_outputs(outputs: Any, *, citations: list[tuple[str, str]] | None = None) -> tuple[list[dict[str, str]], list[str]]:
+    """The outputs as stored, and one message per bad row (1-based).
+
+    With ``citations`` (from ``dataset_citations``), each output must cite one of the datasets: its
+    citation as printed in the output has to contain the dataset's accession (NBDC rule)."""
     cleaned: list[dict[str, str]] = []
     problems: list[str] = []
     if outputs in (None, ""):
@@ -315,7 +345,8 @@ def clean_outputs(outputs: Any) -> tuple[list[dict[str, str]], list[str]]:
         title = str(row.get("title") or "").strip()
         doi = _normalise_doi(str(row.get("doi") or ""))
         number = str(row.get("number") or "").strip()
-        if not (kind or title or doi or number):
+        citation = str(row.get("citation") or "").strip()
+        if not (kind or title or doi or number or citation):
             continue  # a blank row of the form
         if kind not in OUTPUT_KINDS:
             problems.append(_("Output %(n)s: choose the kind.") % {"n": index})
@@ -325,7 +356,13 @@ def clean_outputs(outputs: Any) -> tuple[list[dict[str, str]], list[str]]:
             problems.append(
                 _("Output %(n)s: “%(doi)s” is not a DOI (it looks like 10.1234/abc).") % {"n": index, "doi": doi}
             )
-        cleaned.append({"kind": kind, "title": title, "doi": doi, "number": number})
+        if citations and not any(accession.lower() in citation.lower() for accession, _text in citations):
+            problems.append(
+                _("Output %(n)s: it does not cite the dataset. Give the citation as printed in the output, "
+                  "naming the dataset's accession, for example “%(example)s”.")
+                % {"n": index, "example": citations[0][1]}
+            )
+        cleaned.append({"kind": kind, "title": title, "doi": doi, "number": number, "citation": citation})
     return cleaned, problems
 
 
@@ -365,7 +402,7 @@ def _grant_overdue_beyond_restriction(grant: Grant, today: date, exclude: int | 
     return (
         UsageReport.objects.filter(
             grant=grant, status=UsageReport.Status.DUE,
-            due_on__lte=today - timedelta(days=RESTRICT_AFTER_DAYS),
+            due_on__lte=today - timedelta(days=restrict_after_days()),
         )
         .exclude(pk=exclude)
         .exists()
@@ -385,8 +422,17 @@ def usage_report_submit(
     deletion_date: date | None = None,
     deletion_method: str = "",
     deletion_certificate: UploadedFile | None = None,
+    stop_reason: str = "",
+    registry_number: str = "",
+    retained_items: str = "",
+    retention_reason: str = "",
+    retained_until: date | None = None,
 ) -> UsageReport:
-    """A named user of the grant submits a due report; a restriction it caused is lifted."""
+    """A named user of the grant submits a due report; a restriction it caused is lifted.
+
+    The end-of-use and stop reports also carry the results' registration (jRCT or UMIN-CTR
+    number, when the study is registered), what is kept after the end with its reason and until
+    when, and the deletion of the rest; the stop report says why the research stopped."""
     with transaction.atomic():
         report = UsageReport.objects.select_for_update().select_related("grant").get(pk=report.pk)
         grant = report.grant
@@ -401,19 +447,38 @@ def usage_report_submit(
             "user_changes": (user_changes, _("State the users added or removed (or “none”).")),
             "security_recheck": (security_recheck, _("Describe the re-check of the security measures.")),
         }
-        end_of_use = report.kind == UsageReport.Kind.END_OF_USE
+        end_of_use = report.kind in UsageReport.FINAL_KINDS
+        stop_reason = (stop_reason or report.stop_reason or "").strip()
+        if report.kind == UsageReport.Kind.STOP:
+            texts["stop_reason"] = (stop_reason, _("Say why the research stopped."))
         if end_of_use:
             texts["results_summary"] = (results_summary, _("Summarise the results of the research."))
             texts["deletion_method"] = (deletion_method, _("Describe how the data were deleted."))
         for name, (value, message) in texts.items():
             if not (value or "").strip():
                 errors[name] = [message]
-        cleaned_outputs, problems = clean_outputs(outputs)
+        cleaned_outputs, problems = clean_outputs(outputs, citations=dataset_citations(grant))
         if problems:
             errors["outputs"] = problems
         today = timezone.localdate()
         certificate_sha256 = ""
+        registry_number = (registry_number or "").strip()
+        retained_items = (retained_items or "").strip()
+        retention_reason = (retention_reason or "").strip()
         if end_of_use:
+            if registry_number and not REGISTRY_RE.match(registry_number):
+                errors["registry_number"] = [_(
+                    "“%(number)s” is not a jRCT or UMIN-CTR number (jRCT1234567890, jRCTs031180001 or "
+                    "UMIN000012345).") % {"number": registry_number}]
+            if retained_items:
+                if not retention_reason:
+                    errors["retention_reason"] = [_("Say why these are kept after the end.")]
+                if retained_until is None:
+                    errors["retained_until"] = [_("Say until when they are kept.")]
+                elif retained_until < today:
+                    errors["retained_until"] = [_("The date until which they are kept cannot be in the past.")]
+            elif retention_reason or retained_until:
+                errors["retained_items"] = [_("Name what is kept after the end.")]
             if deletion_date is None:
                 errors["deletion_date"] = [_("Give the date the data were deleted.")]
             elif deletion_date > today:
@@ -438,6 +503,11 @@ def usage_report_submit(
         report.outputs = cleaned_outputs
         report.results_summary = (results_summary or "").strip()
         if end_of_use:
+            report.stop_reason = stop_reason
+            report.registry_number = registry_number
+            report.retained_items = retained_items
+            report.retention_reason = retention_reason
+            report.retained_until = retained_until if retained_items else None
             report.deletion_date = deletion_date
             report.deletion_method = deletion_method.strip()
             extension = _EXTENSIONS[_certificate_type(deletion_certificate) or PDF]
@@ -453,7 +523,8 @@ def usage_report_submit(
         audit_record(
             action="access.usage_report_submitted", actor=by, target=report,
             details={"grant": grant.reference, "kind": report.kind, "due_on": report.due_on.isoformat(),
-                     "outputs": len(cleaned_outputs), "deletion_certificate_sha256": certificate_sha256},
+                     "outputs": len(cleaned_outputs), "deletion_certificate_sha256": certificate_sha256,
+                     "registry_number": report.registry_number, "retained_items": bool(report.retained_items)},
         )
         # The security re-check of a report re-attests the application's self-assessment for
         # another year; a grant paused for want of it resumes.
@@ -476,8 +547,108 @@ def usage_report_submit(
         _mail(
             _("A usage report was submitted: %(grant)s") % {"grant": grant.reference},
             _report_body(report),
-            _steward_emails(grant),
+            _stewards(grant), _report_url(report),
         )
+        if grant.access_request_id is not None:
+            _mail(
+                _("A usage report awaits your confirmation: %(grant)s") % {"grant": grant.reference},
+                _report_body(report, _("The principal investigator and the head of the institution each "
+                                       "confirm the report before the society accepts it.")),
+                [grant.access_request.principal_investigator, *_heads(grant)],  # type: ignore[union-attr]
+                _report_url(report),
+            )
+    return report
+
+
+# --- Usage reports: stop report and confirmations -------------------------------------------------
+
+
+def usage_report_stop(*, grant: Grant, reason: str, by: User) -> UsageReport:
+    """A named user says the research stopped early: a stop report (中止報告) is owed at once, and
+    once accepted it stands for the end-of-use report."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().get(pk=grant.pk)
+        if not is_named_user(by, grant):
+            raise PermissionDenied(_("Only a named user of the grant can report that the research stopped."))
+        if not reason:
+            raise ValidationError({"stop_reason": _("Say why the research stopped.")})
+        if grant.status not in (Grant.Status.ACTIVE, Grant.Status.PAUSED):
+            raise ValidationError(_("Only a grant in force can be stopped."), code="not_live")
+        if UsageReport.objects.filter(grant=grant, kind=UsageReport.Kind.STOP).exists():
+            raise ValidationError(_("A stop report has already been opened for this grant."), code="stop_exists")
+        today = timezone.localdate()
+        report = UsageReport.objects.create(
+            grant=grant, kind=UsageReport.Kind.STOP, due_on=today, period_from=timezone.localdate(grant.starts_at),
+            period_to=today, stop_reason=reason,
+        )
+        audit_record(action="access.usage_report_stop_opened", actor=by, target=report,
+                     details={"grant": grant.reference, "reason": reason})
+        _mail(
+            _("The research under a grant stopped: %(grant)s") % {"grant": grant.reference},
+            _report_body(report, reason),
+            _stewards(grant), _report_url(report),
+        )
+    return report
+
+
+CONFIRM_AS = ("pi", "head")
+
+
+def confirm_roles(user: User | object, grant: Grant) -> set[str]:
+    """How ``user`` may confirm the grant's reports: as its principal investigator, as the head of
+    the applicant's institution, or both."""
+    request = grant.access_request
+    if request is None or not getattr(user, "is_authenticated", False):
+        return set()
+    roles = set()
+    if user.pk == request.principal_investigator_id:  # type: ignore[attr-defined]
+        roles.add("pi")
+    if OrganizationMembership.objects.filter(
+        user_id=user.pk, organization_id=request.organization_id, role=OrganizationMembership.Role.HEAD  # type: ignore[attr-defined]
+    ).exists():
+        roles.add("head")
+    return roles
+
+
+def usage_report_confirm(*, report: UsageReport, as_role: str, by: User) -> UsageReport:
+    """The principal investigator (``as_role="pi"``) or the head of the institution (``"head"``)
+    confirms a submitted report; with both confirmations it is ready for the society."""
+    if as_role not in CONFIRM_AS:
+        raise ValidationError({"as_role": _("Confirm as the principal investigator or as the head.")})
+    with transaction.atomic():
+        report = UsageReport.objects.select_for_update(of=("self",)).select_related("grant__access_request").get(pk=report.pk)
+        grant = report.grant
+        if as_role not in confirm_roles(by, grant):
+            if as_role == "pi":
+                raise PermissionDenied(_("Only the principal investigator of the application can confirm as such."))
+            raise PermissionDenied(_("Only the head of the applicant's institution can confirm as such."))
+        if report.status != UsageReport.Status.SUBMITTED:
+            raise ValidationError(_("Only a submitted report can be confirmed."), code="not_submitted")
+        now = timezone.now()
+        if as_role == "pi":
+            if report.pi_confirmed_at is not None:
+                raise ValidationError(_("The principal investigator has already confirmed this report."),
+                                      code="confirmed")
+            report.pi_confirmed_by, report.pi_confirmed_at = by, now
+        else:
+            if report.head_confirmed_at is not None:
+                raise ValidationError(_("The head of the institution has already confirmed this report."),
+                                      code="confirmed")
+            report.head_confirmed_by, report.head_confirmed_at = by, now
+        complete = report.pi_confirmed_at is not None and report.head_confirmed_at is not None
+        if complete:
+            report.status = UsageReport.Status.CONFIRMED
+        report.save(update_fields=["pi_confirmed_by", "pi_confirmed_at", "head_confirmed_by", "head_confirmed_at",
+                                   "status"])
+        audit_record(action="access.usage_report_confirmed", actor=by, target=report,
+                     details={"grant": grant.reference, "as": as_role, "complete": complete})
+        if complete:
+            _mail(
+                _("A usage report was confirmed and awaits acceptance: %(grant)s") % {"grant": grant.reference},
+                _report_body(report),
+                _stewards(grant), _report_url(report),
+            )
     return report
 
 
@@ -488,12 +659,27 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
         grant = report.grant
         if not may_review_reports(by, _society_of(grant)):
             raise PermissionDenied(_("Only a data steward of the society can accept its usage reports."))
-        if report.status != UsageReport.Status.SUBMITTED:
+        if grant.access_request_id is None:
+            acceptable = (UsageReport.Status.SUBMITTED, UsageReport.Status.CONFIRMED)
+        else:
+            acceptable = (UsageReport.Status.CONFIRMED,)
+        if report.status not in acceptable:
+            if report.status == UsageReport.Status.SUBMITTED:
+                raise ValidationError(
+                    _("The report is accepted once the principal investigator and the head of the institution "
+                      "have both confirmed it."), code="not_confirmed")
             raise ValidationError(_("Only a submitted report can be accepted."), code="not_submitted")
         report.status = UsageReport.Status.ACCEPTED
         report.save(update_fields=["status"])
         details: dict[str, Any] = {"grant": grant.reference, "kind": report.kind}
-        if report.kind == UsageReport.Kind.END_OF_USE:
+        if report.kind == UsageReport.Kind.STOP:
+            # The stop report stands for the end-of-use report and the reports not yet due.
+            cancelled = UsageReport.objects.filter(grant=grant, status=UsageReport.Status.DUE).filter(
+                Q(kind=UsageReport.Kind.END_OF_USE) | Q(due_on__gt=timezone.localdate())
+            )
+            details["cancelled_reports"] = sorted(cancelled.values_list("pk", flat=True))
+            cancelled.delete()
+        if report.kind in UsageReport.FINAL_KINDS:
             from portal.access.services.grants import grant_end
 
             today = timezone.localdate()
@@ -519,7 +705,7 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
             _mail(
                 _("Your usage report was accepted: %(grant)s") % {"grant": grant.reference},
                 _report_body(report),
-                [report.submitted_by.email],  # type: ignore[union-attr]
+                [report.submitted_by], _report_url(report),
             )
     return report
 
@@ -527,14 +713,12 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
 # --- Overdue reports ------------------------------------------------------------------------------
 
 
-def _mail(subject: str, body: str, recipients: list[str]) -> None:
-    recipients = sorted({r for r in recipients if r})
-    if not recipients:
-        return
-    transaction.on_commit(
-        lambda: send_mail(f"[{_('Data access')}] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients,
-                          fail_silently=False)
-    )
+def _mail(subject: str, body: str, recipients: Iterable[User | None], url: str) -> None:
+    notification_send(recipients=recipients, area=_("Data access"), subject=subject, body=body, url=url)
+
+
+def _report_url(report: UsageReport) -> str:
+    return f"/access/reports/{report.pk}/"
 
 
 def _report_body(report: UsageReport, detail: str = "") -> str:
@@ -543,38 +727,30 @@ def _report_body(report: UsageReport, detail: str = "") -> str:
         f"{grant.reference} {grant.access_request.title if grant.access_request_id else ''}".strip(),
         f"{report.get_kind_display()} ({_('due on')} {report.due_on.isoformat()})",
         detail,
-        f"{settings.PORTAL_BASE_URL}/access/reports/{report.pk}/",
     ]
     return "\n\n".join(line for line in lines if line)
 
 
-def _steward_emails(grant: Grant) -> list[str]:
-    society = _society_of(grant)
-    if society is None:
-        return []
-    return list(
-        SocietyMembership.objects.filter(society=society, role="steward", user__is_active=True)
-        .values_list("user__email", flat=True)
-    )
+def _stewards(grant: Grant) -> list[User]:
+    return member_users(_society_of(grant), SocietyMembership.Role.STEWARD)
 
 
-def _applicant_emails(grant: Grant) -> list[str]:
-    emails = list(grant.users.filter(is_active=True).values_list("email", flat=True))
+def _applicants(grant: Grant) -> list[User]:
+    users = list(grant.users.filter(is_active=True).order_by("pk"))
     request = grant.access_request
     if request is not None:
-        emails += [request.applicant.email, request.principal_investigator.email]
-    return emails
+        users += [request.applicant, request.principal_investigator]
+    return users
 
 
-def _head_emails(grant: Grant) -> list[str]:
+def _heads(grant: Grant) -> list[User]:
     request = grant.access_request
     if request is None:
         return []
-    return list(
-        OrganizationMembership.objects.filter(
-            organization_id=request.organization_id, role=OrganizationMembership.Role.HEAD, user__is_active=True
-        ).values_list("user__email", flat=True)
-    )
+    return list(User.objects.filter(
+        is_active=True, org_memberships__organization_id=request.organization_id,
+        org_memberships__role=OrganizationMembership.Role.HEAD,
+    ).distinct().order_by("pk"))
 
 
 def _enforce_one(report_id: int, today: date) -> list[str]:
@@ -590,8 +766,9 @@ def _enforce_one(report_id: int, today: date) -> list[str]:
             if report.due_on > stopped:
                 return steps
         days = (today - report.due_on).days
-        owed = days // REMINDER_EVERY_DAYS
-        if days >= REMINDER_EVERY_DAYS and report.reminders_sent < owed:
+        every, restrict, head_days = reminder_every_days(), restrict_after_days(), institution_after_days()
+        owed = days // every
+        if days >= every and report.reminders_sent < owed:
             report.reminders_sent = owed
             report.last_reminder_at = timezone.now()
             report.save(update_fields=["reminders_sent", "last_reminder_at"])
@@ -602,11 +779,11 @@ def _enforce_one(report_id: int, today: date) -> list[str]:
                 _report_body(report, _("The report was due %(days)s days ago. Access is restricted (no new "
                                        "links) %(restrict)s days after the due date, and the head of your "
                                        "institution is told after %(head)s days.")
-                             % {"days": days, "restrict": RESTRICT_AFTER_DAYS, "head": INSTITUTION_AFTER_DAYS}),
-                _applicant_emails(grant),
+                             % {"days": days, "restrict": restrict, "head": head_days}),
+                _applicants(grant), _report_url(report),
             )
             steps.append("reminded")
-        if days >= RESTRICT_AFTER_DAYS:
+        if days >= restrict:
             grant = Grant.objects.select_for_update().get(pk=grant.pk)
             if not grant.restricted and grant.status != Grant.Status.ENDED:
                 grant.restricted = True
@@ -616,15 +793,16 @@ def _enforce_one(report_id: int, today: date) -> list[str]:
                 _mail(
                     _("Access restricted for an overdue usage report: %(grant)s") % {"grant": grant.reference},
                     _report_body(report, _("No new download links are issued until the report is submitted.")),
-                    _steward_emails(grant) + _applicant_emails(grant),
+                    _stewards(grant) + _applicants(grant), _report_url(report),
                 )
                 steps.append("restricted")
-        if days >= INSTITUTION_AFTER_DAYS and report.institution_notified_at is None:
-            heads = _head_emails(grant)
+        if days >= head_days and report.institution_notified_at is None:
+            heads = _heads(grant)
             report.institution_notified_at = timezone.now()
             report.save(update_fields=["institution_notified_at"])
             audit_record(action="access.usage_report_institution_notified", actor=None, target=report,
-                         details={"grant": grant.reference, "days_overdue": days, "heads": sorted(heads)})
+                         details={"grant": grant.reference, "days_overdue": days,
+                                  "heads": sorted(head.email for head in heads)})
             body = _report_body(
                 report,
                 _("A usage report owed by your institution under this data-access grant is %(days)s days overdue. "
@@ -632,7 +810,7 @@ def _enforce_one(report_id: int, today: date) -> list[str]:
             )
             subject = _("Overdue usage report at your institution: %(grant)s") % {"grant": grant.reference}
             # No head on record: the society's stewards are told instead, to reach the institution.
-            _mail(subject, body, heads or _steward_emails(grant))
+            _mail(subject, body, heads or _stewards(grant), _report_url(report))
             steps.append("institution_notified")
     return steps
 
@@ -642,7 +820,7 @@ def usage_reports_enforce(*, today: date | None = None) -> dict[str, int]:
     today = today or timezone.localdate()
     counts = {"reminded": 0, "restricted": 0, "institution_notified": 0}
     overdue = UsageReport.objects.filter(
-        status=UsageReport.Status.DUE, due_on__lte=today - timedelta(days=REMINDER_EVERY_DAYS),
+        status=UsageReport.Status.DUE, due_on__lte=today - timedelta(days=reminder_every_days()),
         grant__status__in=_ENFORCED,
     ).order_by("due_on", "pk").values_list("pk", flat=True)
     for report_id in list(overdue):

@@ -35,6 +35,7 @@ Rules decided here (documented for reviewers):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -43,22 +44,26 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from portal.access import notifications
 from portal.access.models import (
     AccessRequest,
     CommitteeVote,
+    Environment,
     Grant,
     LegalBasis,
     Purpose,
     RequestComment,
     RequestStatus,
     RequestUser,
+    ResearcherNumberKind,
     SecurityAnswer,
+    SecurityLevel,
     SocietyReview,
 )
 from portal.access.request_selectors import recusal_reason
-from portal.access.security_items import ITEMS_BY_KEY, SECURITY_ITEMS
+from portal.access.security_items import ITEMS_BY_KEY, SECURITY_ITEMS, items_missing_for_level
 from portal.access.workflow import (
     APPROVING,
     DECIDED,
@@ -111,8 +116,12 @@ UPDATABLE_FIELDS = frozenset({
     "legal_basis", "joint_research_number", "joint_research_parties", "joint_research_date", "ethics_protocol",
     "ethics_committee_name", "ethics_approval_number", "ethics_approval_date", "ethics_approval_file",
     "wants_linkage", "processing_level", "environment", "foreign_access", "foreign_country", "period_start",
-    "period_end",
+    "period_end", "pi_title", "pi_researcher_number_kind", "pi_researcher_number", "pi_research_record",
+    "head_name", "head_title", "head_email", "security_level",
 })
+ERAD_RE = re.compile(r"^\d{8}$")
+RESEARCHMAP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
+_RESEARCHMAP_PREFIXES = ("https://researchmap.jp/", "http://researchmap.jp/", "researchmap.jp/")
 M = SocietyMembership.Role
 V = SocietyReview.Status
 
@@ -146,6 +155,29 @@ def _next_reference(year: int) -> str:
 def _requested_societies(access_request: AccessRequest) -> list[Society]:
     ids = access_request.releases.values_list("dataset__society_id", flat=True).distinct()
     return list(Society.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def clean_researcher_number(kind: str, number: str) -> str:
+    """The PI's researcher number as stored: an e-Rad researcher number has 8 digits; a researchmap
+    ID (or its researchmap.jp address) is letters, digits, ``_ . -``. Raises ValidationError."""
+    number = (number or "").strip()
+    if not number:
+        return ""
+    if kind == ResearcherNumberKind.ERAD:
+        number = number.replace("-", "").replace(" ", "")
+        if not ERAD_RE.match(number):
+            raise ValidationError({"pi_researcher_number": _(
+                "An e-Rad researcher number has 8 digits (for example 12345678).")})
+        return number
+    if kind == ResearcherNumberKind.RESEARCHMAP:
+        for prefix in _RESEARCHMAP_PREFIXES:
+            if number.lower().startswith(prefix):
+                number = number[len(prefix):].strip("/")
+        if not RESEARCHMAP_RE.match(number):
+            raise ValidationError({"pi_researcher_number": _(
+                "A researchmap ID is 3 to 64 letters, digits, “_”, “.” or “-” (for example read0123456).")})
+        return number
+    raise ValidationError({"pi_researcher_number_kind": _("Choose the kind of researcher number (e-Rad or researchmap).")})
 
 
 def _user_is_member(user: User | None, organization_id: int | None) -> bool:
@@ -208,6 +240,12 @@ def access_request_update(
             raise AccessRefused(_("You can apply only for an organisation you belong to."))
         if "title" in fields and not (fields["title"] or "").strip():
             raise ValidationError({"title": _("Give the research title.")})
+        if "pi_researcher_number" in fields or "pi_researcher_number_kind" in fields:
+            kind = fields.get("pi_researcher_number_kind", locked.pi_researcher_number_kind)
+            number = fields.get("pi_researcher_number", locked.pi_researcher_number)
+            fields["pi_researcher_number"] = clean_researcher_number(kind, number) if number else ""
+        if fields.get("security_level") and fields["security_level"] not in SecurityLevel.values:
+            raise ValidationError({"security_level": _("Choose the security level (Type I or Type II).")})
         for name, value in fields.items():
             setattr(locked, name, value)
         locked.save()
@@ -268,6 +306,27 @@ def access_request_missing(access_request: AccessRequest, *, today=None) -> dict
         add("signatory", _("Name the authorised signatory of the organisation."))
     elif not _user_is_member(r.signatory, r.organization_id):
         add("signatory", _("The authorised signatory must belong to the applicant organisation."))
+    if not r.pi_title.strip():
+        add("pi_title", _("Give the principal investigator's title."))
+    if not r.pi_researcher_number:
+        add("pi_researcher_number", _("Give the principal investigator's e-Rad researcher number or researchmap ID."))
+    else:
+        try:
+            clean_researcher_number(r.pi_researcher_number_kind, r.pi_researcher_number)
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                for message in messages:
+                    add(name, message)
+    if not r.pi_research_record.strip():
+        add("pi_research_record", _("Give the principal investigator's research record (related papers)."))
+    head_missing = [label for value, label in (
+        (r.head_name, pgettext("head of institution", "name")),
+        (r.head_title, pgettext("head of institution", "title")),
+        (r.head_email, pgettext("head of institution", "e-mail")),
+    ) if not value.strip()]
+    if head_missing:
+        add("head", _("Give the head of the applicant's institution: %(missing)s.")
+            % {"missing": ", ".join(str(m) for m in head_missing)})
     named = list(r.named_users.select_related("user"))
     if not named:
         add("named_users", _("Name at least one user of the data."))
@@ -336,6 +395,14 @@ def access_request_missing(access_request: AccessRequest, *, today=None) -> dict
     if r.foreign_access and not r.foreign_country.strip():
         add("foreign_country", _("Name the country from which the data will be accessed."))
     answers = {a.item: a for a in r.security_answers.all()}
+    if not r.security_level:
+        add("security_level", _("Choose the security level you claim (Type I or Type II)."))
+    else:
+        short = items_missing_for_level(r.security_level, {key: a.status for key, a in answers.items()},
+                                        external_server=r.environment == Environment.EXTERNAL_SERVER)
+        if short:
+            add("security_level", _("%(level)s needs these self-assessment items in place: %(items)s.")
+                % {"level": SecurityLevel(r.security_level).label, "items": "、".join(i.label_ja for i in short)})
     for item in SECURITY_ITEMS:
         answer = answers.get(item.key)
         if answer is None:
@@ -600,8 +667,12 @@ def access_request_sign(*, access_request: AccessRequest, signatory_name: str, s
 
 
 def access_request_countersign(*, access_request: AccessRequest, society: Society, countersigner_name: str,
-                               countersigner_title: str, ip: str | None, by: User) -> Grant:
-    """A society admin countersigns its agreement; its grant starts; the last one grants the request."""
+                               countersigner_title: str, ip: str | None, by: User,
+                               record_custodian: str = "provider") -> Grant:
+    """A society admin countersigns its agreement; its grant starts; the last one grants the request.
+
+    ``record_custodian`` is who keeps the provision record (保管者): the society, or the recipient
+    when the society delegates custody to it (REGULATION.md a5)."""
     from portal.access.services import grants
     from portal.agreements.models import SignedAgreement
     from portal.agreements.services import agreement_countersign
@@ -623,7 +694,8 @@ def access_request_countersign(*, access_request: AccessRequest, society: Societ
                                 % {"society": society})
         agreement = agreement_countersign(agreement=agreement, countersigner_name=countersigner_name.strip(),
                                           countersigner_title=countersigner_title.strip(), ip=ip, by=by)
-        grant = grants.grant_start(access_request=locked, society=society, by=by)
+        grant = grants.grant_start(access_request=locked, society=society, by=by,
+                                   record_custodian=record_custodian)
         audit_record(action="access.request_countersigned", actor=by, target=locked,
                      details={"society": society.pk, "agreement": agreement.pk, "grant": grant.reference})
         approving = {s.pk for s in approving_societies(locked)}

@@ -1,11 +1,13 @@
 """De-identify a folder tree (or one file) into another with the same relative layout.
 
-    python manage.py deidentify SRC DST [--profile basic] [--option LMD ...] [--institution CODE]
+    python manage.py deidentify SRC DST --institution CODE [--profile basic] [--option LMD ...]
         [--table-roles roles.json]
 
 Prints one line per file and a summary (counts per status and per action); exits with status 1
 when any file failed. The key is ``settings.PORTAL_PSEUDONYM_KEY``. Nothing is written to the
-database: this is the de-identification station's tool, e.g. before an import.
+database: this is the de-identification station's tool, e.g. before an import. Without
+``--institution`` it refuses before reading or writing anything (as the job form requires the
+code): every pseudonym is derived from it, so every DICOM file and table would fail one by one.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--profile", default="basic", choices=["basic"])
         parser.add_argument("--option", action="append", default=[], dest="options",
                             help="An Annex E option code (repeatable): LMD, LFD, PAT, DEV, INST, DESC, UID, SP.")
-        parser.add_argument("--institution", default="", help="Institution code for pseudonyms.")
+        parser.add_argument("--institution", default="",
+                            help="Institution code (required): with the patient ID it derives each pseudonym.")
         parser.add_argument("--table-roles", default="",
                             help='A JSON file: {"file.csv" or "*": {"column": "role"}}.')
 
@@ -41,6 +44,11 @@ class Command(BaseCommand):
         from portal.deid.keys import Keys
         from portal.deid.services import profile_class
 
+        if not options["institution"].strip():
+            raise CommandError(
+                "--institution is required: every pseudonymous subject ID is derived from the institution "
+                "code and the patient ID (e.g. --institution 1310001). Nothing was written."
+            )
         src, dst = Path(options["src"]).resolve(), Path(options["dst"]).resolve()
         if not src.exists():
             raise CommandError(f"{src} does not exist.")
