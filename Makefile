@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` ("auto": one per CPU core; `make test WORKERS=0` runs serially).
+WORKERS ?= auto
 BENCH_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/portal)
 
 # Developer commands (not production) run with DEBUG on, so they need no secret key.
@@ -27,8 +29,8 @@ MAKEMESSAGES_IGNORE := --ignore=.venv --ignore=data --ignore=staticfiles --ignor
 
 help:
 	@echo "make demo             set up and serve the demo portal at http://$(HOST):$(PORT)"
-	@echo "make test             install the test tools and run the whole test suite"
-	@echo "make lint             ruff, and a check that no migration is missing"
+	@echo "make test             install the test tools and run the whole test suite, in parallel (WORKERS=auto)"
+	@echo "make lint             ruff, the import contract (the apps' layers), and a check that no migration is missing"
 	@echo "make bench            audit-log, linkage, download and anonymisation benchmarks (PostgreSQL; DATABASE_URL or BENCH_DATABASE_URL)"
 	@echo "make messages         update the Japanese message catalogue from the source"
 	@echo "make compilemessages  compile the message catalogues (needs gettext's msgfmt)"
@@ -51,15 +53,18 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 demo: $(VENV)/.installed
 	@$(MAKE) --no-print-directory _compilemessages-if-possible
 	$(DEMO) $(PY) manage.py migrate --no-input
-	@# The demo's own e-mails (review assignments, decisions) would bury the list of accounts.
-	$(DEMO) DJANGO_EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend $(PY) manage.py seed_demo
+	@# The demo's own e-mails (review assignments, decisions) and the log line of each in-process
+	@# mail task would bury the list of accounts.
+	$(DEMO) DJANGO_EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend DJANGO_LOG_LEVEL=WARNING \
+		$(PY) manage.py seed_demo
 	@echo "Serving the demo portal at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(DEMO) $(PY) manage.py runserver $(HOST):$(PORT)
 
 # PostgreSQL and Redis are used when DATABASE_URL / CELERY_BROKER_URL are set, SQLite otherwise.
+# In parallel, each worker with its own test database (test_<name>_gw0, …); the 20 slowest printed.
 test: $(VENV)/.installed-test
 	@$(MAKE) --no-print-directory _compilemessages-if-possible
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(WORKERS) --durations=20 $(PYTEST_ARGS)
 
 # --- Other commands --------------------------------------------------------------------------
 bench: $(VENV)/.installed-test
@@ -72,6 +77,8 @@ bench: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
+	@# The apps' layers and the plain-Python anonymiser ([tool.importlinter] in pyproject.toml).
+	$(VENV)/bin/lint-imports --no-cache
 	$(DEV) $(PY) manage.py makemigrations --check --dry-run
 
 messages: $(VENV)/.installed

@@ -6,7 +6,7 @@ little endian, patient/study/equipment attributes, one in four with a sequence n
 one in three with a private block. Then, one process, files per second for:
 
 (a) pydicom reading and writing each file unchanged (the practical limit);
-(b) ``portal.deid.dicom.deidentify_dicom`` with the Basic Profile;
+(b) ``portal.anonymiser.dicom.deidentify_dicom`` with the Basic Profile;
 (c) dicognito and (d) deid (pydicom's ``deid`` package), where installed ("not installed"
     otherwise; neither is a dependency of the portal).
 
@@ -39,8 +39,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from portal.deid.dicom import Profile, deidentify_dicom
-from portal.deid.keys import Keys
+from portal.anonymiser.dicom import Profile, deidentify_dicom
+from portal.anonymiser.keys import Keys
 
 
 def make_file(path: Path, index: int, pixels: bytes) -> None:

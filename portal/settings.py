@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "portal.deid",
     "portal.ai",
     "portal.core",
+    "portal.demo",  # the demo data: the top layer, nothing imports it
 ]
 
 MIDDLEWARE = [
@@ -310,6 +311,11 @@ PORTAL_DOWNLOAD_ACCEL_PREFIX = env_str("PORTAL_DOWNLOAD_ACCEL_PREFIX")
 PORTAL_LAPSE_WARNING_DAYS = sorted(set(env_int_list("PORTAL_LAPSE_WARNING_DAYS", [90, 60, 30], minimum=1)))
 # The usual extension: the one-click request asks for the current last day plus this many months.
 PORTAL_EXTENSION_MONTHS = env_int("PORTAL_EXTENSION_MONTHS", 12)
+# A named user's research-ethics training holds this many days from its date (three years, a common
+# institutional renewal period); 0: it never lapses.
+PORTAL_ETHICS_TRAINING_VALID_DAYS = env_int("PORTAL_ETHICS_TRAINING_VALID_DAYS", 1095)
+if PORTAL_ETHICS_TRAINING_VALID_DAYS < 0:
+    raise ImproperlyConfigured("PORTAL_ETHICS_TRAINING_VALID_DAYS must be 0 (never lapses) or more days.")
 
 # --- Anonymisation (portal/deid) -----------------------------------------------------------------
 # Server folders that jobs may read from must lie under this root (empty: no server-folder jobs).

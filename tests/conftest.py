@@ -7,6 +7,7 @@ is where the real PostgreSQL, Redis and Chromium must be exercised.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,43 @@ def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 
 connection_created.connect(_allow_audit_truncate, dispatch_uid="tests_allow_audit_truncate")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1"… under pytest-xdist
+    if worker:
+        _data_folder_of_its_own(worker)
+
+
+def _data_folder_of_its_own(worker: str) -> None:
+    """Move this xdist worker's stored files to PORTAL_DATA_DIR/<worker>.
+
+    pytest-django gives each worker its own test database, and every one of them numbers its rows
+    from 1: in one shared folder two workers would write, read and delete the same keys
+    (``ai/jobs/1/inputs/00001.png``). The settings were read before any conftest, so the paths
+    under the folder are moved here; child processes inherit the worker's folder through
+    PORTAL_DATA_DIR.
+    """
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    shared = Path(settings.DATA_DIR)
+    own = shared / worker
+
+    def moved(path: Any) -> Path:
+        return own / Path(path).relative_to(shared)
+
+    default = settings.STORAGES["default"]
+    options = dict(default.get("OPTIONS", {}))
+    if "location" in options:
+        options["location"] = moved(options["location"])
+    os.environ["PORTAL_DATA_DIR"] = str(own)
+    # Never disabled: the worker process ends with the run.
+    override_settings(
+        DATA_DIR=own,
+        MEDIA_ROOT=moved(settings.MEDIA_ROOT),
+        STORAGES={**settings.STORAGES, "default": {**default, "OPTIONS": options}},
+    ).enable()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

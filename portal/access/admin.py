@@ -16,7 +16,7 @@ from portal.core.admin_readonly import ReadOnlyAdmin
 from portal.datasets.models import DatasetRelease
 
 _SHOWN = ["reference", "status", "access_request", "society", "paused_reasons", "restricted", "users", "releases",
-          "starts_at", "expires_at", "ended_at", "created_by"]
+          "starts_at", "expires_at", "ended_at", "created_by", "revoked_at", "revoked_by", "revoke_reason"]
 
 
 class GrantCreateForm(forms.ModelForm):  # type: ignore[type-arg]

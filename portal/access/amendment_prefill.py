@@ -20,12 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.access.models import Grant, GrantAmendment
-from portal.access.services.amendments import (
-    MAX_YEARS,
-    _add_years,
-    _start_of_period,
-    last_day_of,
-)
+from portal.access.services.amendments import MAX_YEARS, grant_period_start, last_day_of
+from portal.access.services.records import add_years
 from portal.accounts.models import User
 
 
@@ -66,7 +62,7 @@ class ExtensionPrefill:
 def extension_prefill(grant: Grant) -> ExtensionPrefill:
     """The extension request pre-filled from the grant: same users and purpose, a longer period."""
     current = last_day_of(grant)
-    limit = _add_years(_start_of_period(grant), MAX_YEARS)
+    limit = add_years(grant_period_start(grant), MAX_YEARS)
     wanted = min(add_months(current, settings.PORTAL_EXTENSION_MONTHS), limit)
     new_last_day = wanted if wanted > current else None
     request = grant.access_request

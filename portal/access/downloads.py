@@ -28,6 +28,7 @@ from portal.access.models import Download, Grant
 from portal.accounts.models import User
 from portal.audit.services import audit_record
 from portal.datasets.models import ReleaseFile
+from portal.lib.client_ip import client_ip
 
 CHUNK = 1024 * 1024
 
@@ -159,8 +160,6 @@ def serve(request: HttpRequest, *, grant: Grant, file: ReleaseFile, user: User) 
 
 
 def _record(request: HttpRequest, *, grant: Grant, file: ReleaseFile, user: User, via: str, byte_range: str) -> None:
-    from portal.lib.client_ip import client_ip
-
     Download.objects.create(grant=grant, user=user, file=file, byte_range=byte_range, via=via)
     audit_record(action="access.downloaded", actor=user, target=grant,
                  details={"file": file.pk, "path": file.path, "range": byte_range, "via": via},

@@ -1,5 +1,5 @@
 """What people do with a grant over the API, as on its pages: revoke it, extend it to a newer release,
-ask for an extension or a change of users (延長・変更申請) and decide on it, open a stop report,
+record a named user's renewed research-ethics training, ask for an extension or a change of users (延長・変更申請) and decide on it, open a stop report,
 submit, confirm and accept usage reports.
 
 Each endpoint finds the object as the page does (404 for those who may not see it, 403 for those who
@@ -26,7 +26,7 @@ from portal.access.amendment_selectors import amendments_visible_to
 from portal.access.grant_api import GrantSerializer
 from portal.access.models import Grant, GrantAmendment, RequestUser, UsageReport
 from portal.access.report_selectors import report_visible_to
-from portal.access.selectors import grant_role
+from portal.access.selectors import grant_role, training_lapses_on
 from portal.access.services import reports as report_services
 from portal.access.services.amendments import (
     grant_amendment_decide,
@@ -35,6 +35,7 @@ from portal.access.services.amendments import (
     may_request,
 )
 from portal.access.services.grants import grant_extend_to_release, grant_revoke
+from portal.access.services.training import request_user_training_renew
 from portal.accounts.models import User
 from portal.core.api import call_service
 from portal.datasets.models import DatasetRelease
@@ -85,6 +86,42 @@ class GrantExtend(APIView):
         release = get_object_or_404(DatasetRelease, pk=parsed.validated_data["release"])
         call_service(grant_extend_to_release, grant=grant, release=release, by=request.user)
         return _grant(pk)
+
+
+class GrantTrainingInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    email = serializers.EmailField(help_text="The named user whose training was renewed.")
+    training_date = serializers.DateField(help_text="The date of the renewed training (not in the future, "
+                                                    "not before the one recorded).")
+
+
+class GrantTrainingSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    user = serializers.IntegerField(source="user_id")
+    email = serializers.EmailField(source="user.email")
+    ethics_training_date = serializers.DateField()
+    lapses_on = serializers.SerializerMethodField(help_text="The first day the training no longer holds; "
+                                                            "null when it does not lapse.")
+
+    def get_lapses_on(self, named: RequestUser) -> str | None:
+        lapses_on = training_lapses_on(named)
+        return lapses_on.isoformat() if lapses_on else None
+
+
+class GrantTrainingRenew(APIView):
+    """A named user, or the applicant or principal investigator for their team, records the date of the
+    user's renewed research-ethics training (as on the grant's page)."""
+
+    @extend_schema(request=GrantTrainingInputSerializer, responses=GrantTrainingSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        grant = _visible_grant(request, pk)
+        parsed = GrantTrainingInputSerializer(data=request.data)
+        parsed.is_valid(raise_exception=True)
+        user = grant.users.filter(email__iexact=parsed.validated_data["email"]).first()
+        if user is None:
+            raise serializers.ValidationError({"email": [_("%(email)s is not a named user of this grant.")
+                                                         % {"email": parsed.validated_data["email"]}]})
+        named = call_service(request_user_training_renew, grant=grant, user=user,
+                             training_date=parsed.validated_data["training_date"], by=request.user)
+        return Response(GrantTrainingSerializer(named).data)
 
 
 # --- Extension and change of users (延長・変更申請) -------------------------------------------------

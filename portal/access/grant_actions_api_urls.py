@@ -6,6 +6,7 @@ from portal.access import grant_actions_api as actions
 urlpatterns = [
     path("access/grants/<int:pk>/revoke/", actions.GrantRevoke.as_view(), name="api-access-grant-revoke"),
     path("access/grants/<int:pk>/extend/", actions.GrantExtend.as_view(), name="api-access-grant-extend"),
+    path("access/grants/<int:pk>/training/", actions.GrantTrainingRenew.as_view(), name="api-access-grant-training"),
     path("access/grants/<int:pk>/amendments/", actions.GrantAmendmentCreate.as_view(),
          name="api-access-amendment-create"),
     path("access/grants/<int:pk>/stop-report/", actions.UsageReportStop.as_view(), name="api-access-report-stop"),

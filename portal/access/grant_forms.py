@@ -16,3 +16,11 @@ class GrantFileFilterForm(forms.Form):
         label=_("Subject (pseudonymous ID)"), max_length=32, required=False,
         help_text=_("The whole pseudonymous subject ID or its first characters."),
     )
+
+
+class GrantTrainingForm(forms.Form):
+    """A renewed research-ethics training of one named user of the grant."""
+
+    user = forms.IntegerField(widget=forms.HiddenInput)
+    training_date = forms.DateField(label=_("Date of the renewed training"),
+                                    widget=forms.DateInput(attrs={"type": "date"}))

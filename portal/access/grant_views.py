@@ -19,8 +19,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.access.downloads import download_check, serve
-from portal.access.grant_forms import GrantFileFilterForm
-from portal.access.grant_selectors import grant_files
+from portal.access.grant_forms import GrantFileFilterForm, GrantTrainingForm
+from portal.access.grant_selectors import grant_files, grant_training_rows
 from portal.access.links import (
     Link,
     LinkRateLimited,
@@ -33,7 +33,10 @@ from portal.access.links import (
 from portal.access.models import Grant
 from portal.access.selectors import grant_role, grant_usability, grants_of
 from portal.access.services.grants import grant_extend_to_release, grant_revoke
+from portal.access.services.training import request_user_training_renew
+from portal.access.workflow import GRANT
 from portal.accounts.models import User
+from portal.accounts.roles import has_mfa, requires_mfa
 from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.lib.client_ip import client_ip
 
@@ -54,8 +57,6 @@ def request_user(request: HttpRequest) -> User | None:
         except AuthenticationFailed:
             return None
         if result:
-            from portal.accounts.roles import has_mfa, requires_mfa
-
             user = result[0]
             return None if requires_mfa(user) and not has_mfa(user) else user
     return None
@@ -105,10 +106,10 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             request.user.pk in (grant.access_request.applicant_id, grant.access_request.principal_investigator_id)
             or bool(roles & {"steward", "admin", "operator"})),
         "may_download": "user" in roles and usability.ok and not grant.restricted,
-        "may_revoke": bool(roles & {"steward", "admin", "operator"})
-        and grant.status in (Grant.Status.ACTIVE, Grant.Status.PAUSED),
+        "may_revoke": bool(roles & {"steward", "admin", "operator"}) and GRANT.allows("revoke", grant.status),
         "newer_releases": newer,
         "users": list(grant.users.order_by("email")),
+        "training_rows": grant_training_rows(grant, request.user),
     })
 
 
@@ -136,6 +137,26 @@ def grant_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, _("The grant now includes %(release)s.") % {"release": release})
+    return redirect("access:grant_detail", pk=grant.pk)
+
+
+@require_POST
+@login_required
+def grant_training_renew_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record a named user's renewed research-ethics training (that user, or the applicant or PI)."""
+    grant, _roles = _visible_grant(request.user, pk)  # type: ignore[arg-type]
+    form = GrantTrainingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect("access:grant_detail", pk=grant.pk)
+    user = get_object_or_404(User, pk=form.cleaned_data["user"])
+    try:
+        request_user_training_renew(grant=grant, user=user, training_date=form.cleaned_data["training_date"],
+                                    by=request.user)  # type: ignore[arg-type]
+    except ValidationError as error:  # PermissionDenied (another named user) goes on to a 403
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("The renewed training of %(email)s is recorded.") % {"email": user.email})
     return redirect("access:grant_detail", pk=grant.pk)
 
 

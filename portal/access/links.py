@@ -19,9 +19,11 @@ from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
 from portal.access.models import Grant
+from portal.access.selectors import grant_usability
 from portal.accounts.models import User
 from portal.audit.services import audit_record
 from portal.datasets.models import DatasetRelease, ReleaseFile
+from portal.optout.selectors import excluded_pseudonyms
 
 SALT = "portal.access.download-link"
 DEFAULT_LINK_SECONDS = 600
@@ -120,8 +122,6 @@ def _check_file(grant: Grant, file: ReleaseFile, excluded: set[str] | None = Non
     if release.status != DatasetRelease.Status.AVAILABLE:
         return "release_withdrawn", _("The release was withdrawn.")
     if excluded is None:
-        from portal.optout.selectors import excluded_pseudonyms
-
         excluded = excluded_pseudonyms(dataset=release.dataset)
     if file.subject_pseudonym in excluded:
         return "opted_out", _("The subject of this file has opted out: it can no longer be downloaded.")
@@ -129,8 +129,6 @@ def _check_file(grant: Grant, file: ReleaseFile, excluded: set[str] | None = Non
 
 
 def _check_grant(grant: Grant, user: User, *, issuing: bool) -> tuple[str, str] | None:
-    from portal.access.selectors import grant_usability
-
     # Always the stored state: a caller's copy may predate a revocation or a lapse.
     grant = Grant.objects.select_related("access_request").get(pk=grant.pk)
     usability = grant_usability(grant, user)
@@ -171,8 +169,6 @@ def links_issue_for_release(*, grant: Grant, release: DatasetRelease, user: User
 
     Files of subjects who opted out are left out. One audit event records the links issued.
     """
-    from portal.optout.selectors import excluded_pseudonyms
-
     problem = _check_grant(grant, user, issuing=True)
     if problem is None and not grant.releases.filter(pk=release.pk).exists():
         problem = ("not_in_grant", _("This release is not part of the grant."))

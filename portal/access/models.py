@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from portal.accounts.models import Organization
+from portal.lib.constraints import paired, status_in_choices, when_status
 from portal.societies.models import Society
 
 
@@ -157,6 +158,7 @@ class AccessRequest(models.Model):
         verbose_name = _("data-access application")
         verbose_name_plural = _("data-access applications")
         ordering = ["-id"]
+        constraints = [status_in_choices(RequestStatus, name="access_request_status_valid")]
 
     def __str__(self) -> str:
         return self.reference or f"draft #{self.pk}"
@@ -186,14 +188,17 @@ class RequestUser(models.Model):
         return f"{self.user} ({self.role})"
 
 
+class SecurityAnswerStatus(models.TextChoices):
+    DONE = "done", _("In place")
+    PARTIAL = "partial", _("Partly in place")
+    NOT_DONE = "not_done", _("Not in place")
+    NOT_APPLICABLE = "not_applicable", _("Not applicable")
+
+
 class SecurityAnswer(models.Model):
     """One answered item of the security self-assessment (REGULATION.md a7)."""
 
-    class Status(models.TextChoices):
-        DONE = "done", _("In place")
-        PARTIAL = "partial", _("Partly in place")
-        NOT_DONE = "not_done", _("Not in place")
-        NOT_APPLICABLE = "not_applicable", _("Not applicable")
+    Status = SecurityAnswerStatus
 
     access_request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="security_answers")
     item = models.CharField(_("item"), max_length=60)
@@ -205,21 +210,32 @@ class SecurityAnswer(models.Model):
     class Meta:
         verbose_name = _("security self-assessment answer")
         verbose_name_plural = _("security self-assessment answers")
-        constraints = [models.UniqueConstraint(fields=["access_request", "item"], name="security_answer_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["access_request", "item"], name="security_answer_unique"),
+            status_in_choices(SecurityAnswerStatus, name="security_answer_status_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.item}: {self.status}"
 
 
+class SocietyReviewStatus(models.TextChoices):
+    SCREENING = "screening", _("Steward screening")
+    COMMITTEE = "committee", _("Committee review")
+    APPROVED = "approved", _("Approved")
+    APPROVED_WITH_CONDITIONS = "approved_with_conditions", _("Approved with conditions")
+    REJECTED = "rejected", _("Rejected")
+
+
+# A committee has decided these; a steward screened them first.
+DECIDED_REVIEW_STATES = (SocietyReviewStatus.APPROVED, SocietyReviewStatus.APPROVED_WITH_CONDITIONS,
+                         SocietyReviewStatus.REJECTED)
+
+
 class SocietyReview(models.Model):
     """Each society decides for its own data: screening by its steward, then its committee."""
 
-    class Status(models.TextChoices):
-        SCREENING = "screening", _("Steward screening")
-        COMMITTEE = "committee", _("Committee review")
-        APPROVED = "approved", _("Approved")
-        APPROVED_WITH_CONDITIONS = "approved_with_conditions", _("Approved with conditions")
-        REJECTED = "rejected", _("Rejected")
+    Status = SocietyReviewStatus
 
     access_request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="society_reviews")
     society = models.ForeignKey(Society, on_delete=models.PROTECT, related_name="access_reviews")
@@ -237,7 +253,15 @@ class SocietyReview(models.Model):
         verbose_name = _("society review")
         verbose_name_plural = _("society reviews")
         constraints = [
-            models.UniqueConstraint(fields=["access_request", "society"], name="society_review_unique")
+            models.UniqueConstraint(fields=["access_request", "society"], name="society_review_unique"),
+            status_in_choices(SocietyReviewStatus, name="society_review_status_valid"),
+            paired("screened_at", "screened_by", name="society_review_screening_paired"),
+            paired("decided_at", "decided_by", name="society_review_decision_paired"),
+            # Past screening means a steward screened it; decided means a committee member decided it.
+            when_status([SocietyReviewStatus.COMMITTEE, *DECIDED_REVIEW_STATES], Q(screened_at__isnull=False),
+                        name="society_review_past_screening_screened"),
+            when_status(DECIDED_REVIEW_STATES, Q(decided_at__isnull=False),
+                        name="society_review_decided_has_decision"),
         ]
 
     def __str__(self) -> str:
@@ -290,13 +314,16 @@ class RequestComment(models.Model):
         return f"{self.author} ({self.audience})"
 
 
+class GrantStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    PAUSED = "paused", _("Paused")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+    ENDED = "ended", _("Ended")
+
+
 class Grant(models.Model):
-    class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        PAUSED = "paused", _("Paused")
-        EXPIRED = "expired", _("Expired")
-        REVOKED = "revoked", _("Revoked")
-        ENDED = "ended", _("Ended")
+    Status = GrantStatus
 
     reference = models.CharField(_("grant number"), max_length=30, unique=True)
     access_request = models.ForeignKey(
@@ -323,11 +350,25 @@ class Grant(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by ``grant_revoke`` only. ``revoked_by`` may be empty on grants revoked before these fields
+    # existed whose audit event named no user.
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   null=True, blank=True, verbose_name=_("revoked by"))
+    revoke_reason = models.TextField(_("reason for revoking"), blank=True)
 
     class Meta:
         verbose_name = _("grant")
         verbose_name_plural = _("grants")
         ordering = ["-id"]
+        constraints = [
+            status_in_choices(GrantStatus, name="grant_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status="revoked", revoked_at__isnull=False)
+                | (~Q(status="revoked") & Q(revoked_at__isnull=True, revoked_by__isnull=True)),
+                name="grant_revoked_iff_revoked_at",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.reference
@@ -440,6 +481,13 @@ def _provision_record_kept(sender, instance: ProvisionRecord, **kwargs) -> None:
         raise RetentionNotEnded(_("A provision record is kept until its retention period has ended."))
 
 
+class UsageReportStatus(models.TextChoices):
+    DUE = "due", _("Due")
+    SUBMITTED = "submitted", pgettext_lazy("status", "Submitted")
+    CONFIRMED = "confirmed", _("Confirmed by the principal investigator and the head")
+    ACCEPTED = "accepted", _("Accepted")
+
+
 class UsageReport(models.Model):
     """利用報告 (REGULATION.md a8): yearly, at the end of use, or when the research stops early
     (中止報告), the last two with a deletion certificate. A submitted report is confirmed by the
@@ -450,11 +498,7 @@ class UsageReport(models.Model):
         END_OF_USE = "end_of_use", _("End-of-use report")
         STOP = "stop", _("Stop report")
 
-    class Status(models.TextChoices):
-        DUE = "due", _("Due")
-        SUBMITTED = "submitted", pgettext_lazy("status", "Submitted")
-        CONFIRMED = "confirmed", _("Confirmed by the principal investigator and the head")
-        ACCEPTED = "accepted", _("Accepted")
+    Status = UsageReportStatus
 
     FINAL_KINDS = (Kind.END_OF_USE, Kind.STOP)
 
@@ -521,10 +565,18 @@ class UsageReport(models.Model):
                 | Q(pi_confirmed_at__isnull=False, head_confirmed_at__isnull=False),
                 name="usage_report_confirmed_by_both",
             ),
+            status_in_choices(UsageReportStatus, name="usage_report_status_valid"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.due_on}"
+
+
+class GrantAmendmentStatus(models.TextChoices):
+    SUBMITTED = "submitted", _("Awaiting the society's decision")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    RECORDED = "recorded", _("Recorded (users removed)")
 
 
 class GrantAmendment(models.Model):
@@ -534,11 +586,7 @@ class GrantAmendment(models.Model):
     an extension or added users wait for a steward of the grant's society.
     """
 
-    class Status(models.TextChoices):
-        SUBMITTED = "submitted", _("Awaiting the society's decision")
-        APPROVED = "approved", _("Approved")
-        REJECTED = "rejected", _("Rejected")
-        RECORDED = "recorded", _("Recorded (users removed)")
+    Status = GrantAmendmentStatus
 
     grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="amendments", verbose_name=_("grant"))
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
@@ -567,6 +615,9 @@ class GrantAmendment(models.Model):
                 | Q(decided_at__isnull=False, decided_by__isnull=False),
                 name="grant_amendment_decision_paired",
             ),
+            status_in_choices(GrantAmendmentStatus, name="grant_amendment_status_valid"),
+            when_status([GrantAmendmentStatus.APPROVED, GrantAmendmentStatus.REJECTED], Q(decided_at__isnull=False),
+                        name="grant_amendment_decided_has_decision"),
         ]
 
     def __str__(self) -> str:
@@ -582,19 +633,21 @@ class LapseWarning(models.Model):
 
     The row is inserted before the message is queued, under a unique constraint on (grant, what
     lapses, its date, days before): a rerun, or two beat workers at once, never send one twice. A
-    new date (an extension approved, an approval renewed, the security re-attested) starts a new
-    series of warnings.
+    new date (an extension approved, an approval renewed, the security re-attested, a named user's
+    training renewed) starts a new series of warnings.
     """
 
     class Kind(models.TextChoices):
         GRANT_EXPIRY = "grant_expiry", _("The grant expires")
         PROTOCOL_APPROVAL = "protocol_approval", _("An ethics approval period ends")
         SECURITY_REATTESTATION = "security_reattestation", _("The yearly security re-attestation lapses")
+        ETHICS_TRAINING = "ethics_training", _("A named user's research-ethics training lapses")
 
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="lapse_warnings",
                               verbose_name=_("grant"))
     kind = models.CharField(_("what lapses"), max_length=30, choices=Kind.choices)
-    # Which one, where a grant rests on several of a kind (a protocol's number); empty otherwise.
+    # Which one, where a grant rests on several of a kind (a protocol's number, a named user's e-mail);
+    # empty otherwise.
     subject = models.CharField(_("which"), max_length=100, blank=True)
     lapses_on = models.DateField(_("lapses on"))
     days_before = models.PositiveSmallIntegerField(_("days before"))

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.utils.translation import gettext as _
 
-from portal.access.models import AccessRequest
+from portal.access.models import AccessRequest, Grant
 from portal.accounts.models import User
 from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
@@ -54,3 +54,11 @@ def notify_society_admins(access_request: AccessRequest, society: Society | int,
 def notify_people(users: Iterable[User], subject: str, body: str, url: str = "") -> None:
     """A message to named people (users), e.g. a grant's holders and its society's stewards."""
     _send(subject, body, users, url)
+
+
+def notify_grant_stewards(grant: Grant, subject: str, detail: str = "") -> None:
+    """A message to the data stewards (情報管理者) of the grant's society, linking to the grant's page."""
+    title = grant.access_request.title if grant.access_request_id else ""  # type: ignore[union-attr]
+    lines = [f"{grant.reference} {title}".strip(), detail.strip()]
+    _send(subject, "\n\n".join(line for line in lines if line),
+          member_users(grant.society_id, SocietyMembership.Role.STEWARD), f"/access/grants/{grant.pk}/")

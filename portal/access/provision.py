@@ -9,6 +9,7 @@ from django.utils.translation import pgettext, pgettext_lazy
 
 from portal.access.models import ProvisionRecord
 from portal.lib.csvexport import csv_lines
+from portal.lib.pdf import render_pdf
 
 # The record's items in the order of REGULATION.md a5. Each is labelled with its field's verbose
 # name, or where the record words it otherwise, with the label below; the Japanese is in the
@@ -76,7 +77,5 @@ def provision_csv(records: Iterable[ProvisionRecord]) -> Iterator[str]:
 
 
 def provision_pdf(record: ProvisionRecord) -> bytes:
-    from portal.lib.pdf import render_pdf
-
     return render_pdf("provision_record.html", {"record": record, "rows": record_values(record),
                                                 "printed_at": timezone.localtime()})

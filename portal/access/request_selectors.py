@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 
 from portal.access.models import AccessRequest, RequestComment, RequestStatus, SocietyReview
 from portal.accounts.models import OrganizationMembership, User
+from portal.agreements.models import SignedAgreement
 from portal.societies.models import SocietyMembership
 
 M = SocietyMembership.Role
@@ -206,8 +207,6 @@ def committee_inbox(user: User) -> QuerySet[SocietyReview]:
 
 def countersign_queue(user: User) -> QuerySet:
     """Agreements signed by applicants and awaiting the countersignature of ``user``'s societies."""
-    from portal.agreements.models import SignedAgreement
-
     societies = _society_ids(user, M.ADMIN)
     return (
         SignedAgreement.objects.filter(

@@ -49,7 +49,8 @@ from portal.access.request_selectors import (
 )
 from portal.access.security_items import ITEMS_BY_KEY
 from portal.access.services import requests as services
-from portal.access.workflow import APPROVING, AccessRefused
+from portal.access.workflow import APPROVING, REQUEST, AccessRefused
+from portal.agreements.selectors import current_version_for, terms_conflicts, terms_side_by_side
 from portal.lib.client_ip import client_ip
 from portal.societies.models import Society, SocietyMembership
 
@@ -289,19 +290,10 @@ def request_sign(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("The agreements were signed."))
             return _back(pk)
     table, conflicts = None, []
-    try:
-        from portal.agreements.selectors import (
-            current_version_for,
-            terms_conflicts,
-            terms_side_by_side,
-        )
-
-        versions = [v for v in (current_version_for(s) for s in societies) if v is not None]
-        if versions:
-            table = terms_side_by_side(versions)
-            conflicts = terms_conflicts(versions, purpose=r.purpose)
-    except ImportError:  # pragma: no cover - the agreements area ships these
-        pass
+    versions = [v for v in (current_version_for(s) for s in societies) if v is not None]
+    if versions:
+        table = terms_side_by_side(versions)
+        conflicts = terms_conflicts(versions, purpose=r.purpose)
     return render(request, "access/request_sign.html", {
         "access_request": r, "form": form, "table": table, "conflicts": conflicts,
         "reviews": [review for review in standing.reviews if review.status in APPROVING],
@@ -345,7 +337,7 @@ def steward_review(request: HttpRequest, pk: int, society_id: int) -> HttpRespon
         "named_users": standing.access_request.named_users.select_related("user"),
         "releases": standing.access_request.releases.select_related("dataset"),
         "security_rows": _security_rows(standing.access_request),
-        "may_revoke": standing.access_request.status in (RequestStatus.GRANTED, RequestStatus.ENDING),
+        "may_revoke": REQUEST.allows("revoke", standing.access_request.status),
     })
 
 

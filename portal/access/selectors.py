@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
-from django.db.models import Max, QuerySet
+from django.conf import settings
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.access.models import Grant, RequestUser
 from portal.accounts.models import User
+from portal.accounts.roles import Role, has_role
+from portal.agreements.models import SignedAgreement
+from portal.agreements.selectors import agreement_needs_resign
 from portal.datasets.models import DatasetRelease
+from portal.ethics.selectors import protocol_data_flow
+from portal.optout.selectors import dataset_has_published_notice
+from portal.societies.models import SocietyMembership
 
 
 def active_grants(now=None) -> QuerySet[Grant]:  # type: ignore[no-untyped-def]
@@ -48,20 +55,8 @@ class Usability:
     reasons: list[str] = field(default_factory=list)
 
 
-def _agreement_needs_resign(agreement) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        from portal.agreements.selectors import agreement_needs_resign
-    except ImportError:  # helper F's selectors not there yet: a newer version asking re-signing
-        template = agreement.template_version.template
-        current = template.current_version
-        return bool(current and current.pk != agreement.template_version_id and current.resign_on_new_version)
-    return bool(agreement_needs_resign(agreement))
-
-
 def grant_agreement(grant: Grant):  # type: ignore[no-untyped-def]
     """The completed (countersigned) agreement the grant's society signed for the application."""
-    from portal.agreements.models import SignedAgreement
-
     if grant.access_request_id is None or grant.society_id is None:
         return None
     return (
@@ -82,9 +77,6 @@ def grant_lapses(grant: Grant, *, today=None) -> list[str]:  # type: ignore[no-u
     notice, at least one release still available, the society's agreement not needing re-signing,
     and the security self-assessment re-attested within a year.
     """
-    from portal.ethics.selectors import protocol_data_flow
-    from portal.optout.selectors import dataset_has_published_notice
-
     today = today or timezone.localdate()
     reasons: list[str] = []
     releases = list(grant.releases.select_related("dataset__protocol").order_by("dataset_id", "version"))
@@ -115,7 +107,7 @@ def grant_lapses(grant: Grant, *, today=None) -> list[str]:  # type: ignore[no-u
         agreement = grant_agreement(grant)
         if agreement is None:
             reasons.append(_("The data-use agreement is not signed and countersigned."))
-        elif _agreement_needs_resign(agreement):
+        elif agreement_needs_resign(agreement):
             reasons.append(_("The data-use agreement must be signed again (a new version)."))
         latest = request.security_answers.aggregate(latest=Max("answered_at"))["latest"]
         if latest is None or latest < timezone.now() - timedelta(days=SECURITY_REATTEST_DAYS):
@@ -123,8 +115,19 @@ def grant_lapses(grant: Grant, *, today=None) -> list[str]:  # type: ignore[no-u
     return reasons
 
 
-def grant_user_lapses(grant: Grant, user: User | object) -> list[str]:
-    """Why ``user`` may not use the grant though it is in force (not named, no ethics training)."""
+def training_lapses_on(named: RequestUser) -> date | None:
+    """The first day a named user's research-ethics training no longer holds
+    (``PORTAL_ETHICS_TRAINING_VALID_DAYS`` after its date); None when it does not lapse (the setting
+    is 0, or no date was recorded: an application is not submitted without one)."""
+    days = settings.PORTAL_ETHICS_TRAINING_VALID_DAYS
+    if not days or named.ethics_training_date is None:
+        return None
+    return named.ethics_training_date + timedelta(days=days)
+
+
+def grant_user_lapses(grant: Grant, user: User | object, *, today: date | None = None) -> list[str]:
+    """Why ``user`` may not use the grant though it is in force (not named, no or lapsed ethics
+    training). Only this user is concerned: the grant stays in force for the others."""
     if not getattr(user, "is_authenticated", False):
         return [_("Sign in as a named user of the grant.")]
     if not grant.users.filter(pk=user.pk).exists():  # type: ignore[union-attr]
@@ -133,6 +136,12 @@ def grant_user_lapses(grant: Grant, user: User | object) -> list[str]:
         named = RequestUser.objects.filter(access_request_id=grant.access_request_id, user_id=user.pk).first()  # type: ignore[union-attr]
         if named is None or not named.ethics_training:
             return [_("Your research-ethics training is not recorded on the application.")]
+        lapses_on = training_lapses_on(named)
+        if lapses_on is not None and lapses_on <= (today or timezone.localdate()):
+            return [_("Your research-ethics training of %(trained)s lapsed on %(lapsed)s. Take the training "
+                      "again and record its new date on the grant's page.") % {
+                "trained": named.ethics_training_date.isoformat(),  # type: ignore[union-attr]
+                "lapsed": lapses_on.isoformat()}]
     return []
 
 
@@ -159,17 +168,12 @@ def grant_usability(grant: Grant, user: User | object | None = None, *, now=None
     if not reasons:
         reasons = grant_lapses(grant)
     if not reasons and user is not None:
-        reasons = grant_user_lapses(grant, user)
+        reasons = grant_user_lapses(grant, user, today=timezone.localdate(now) if now else None)
     return Usability(ok=not reasons, reasons=reasons)
 
 
 def grants_of(user: User | object) -> QuerySet[Grant]:
     """The grants ``user`` is a named user of, and those of the societies they steward or administer."""
-    from django.db.models import Q
-
-    from portal.accounts.roles import Role, has_role
-    from portal.societies.models import SocietyMembership
-
     if not getattr(user, "is_authenticated", False):
         return Grant.objects.none()
     base = Grant.objects.select_related("society", "access_request").prefetch_related(
@@ -185,9 +189,6 @@ def grants_of(user: User | object) -> QuerySet[Grant]:
 
 def grant_role(user: User | object, grant: Grant) -> set[str]:
     """What ``user`` is to the grant: "user" (named), "steward", "admin", "operator"."""
-    from portal.accounts.roles import Role, has_role
-    from portal.societies.models import SocietyMembership
-
     if not getattr(user, "is_authenticated", False):
         return set()
     roles: set[str] = set()

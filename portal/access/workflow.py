@@ -10,9 +10,18 @@ say which state the object is in and which it would have to be in — changing n
 
 from __future__ import annotations
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
-from portal.access.models import AccessRequest, RequestStatus, SocietyReview
+from portal.access.models import (
+    AccessRequest,
+    Grant,
+    GrantAmendment,
+    RequestStatus,
+    SocietyReview,
+    UsageReport,
+)
+from portal.lib.workflow import TransitionRefused, Workflow
+from portal.lib.workflow import transition as move
 
 R = RequestStatus
 V = SocietyReview.Status
@@ -22,13 +31,8 @@ class AccessRefused(Exception):
     """The acting user may not do this, or the application is not in a state that allows it."""
 
 
-class TransitionNotAllowed(AccessRefused):
-    """The application (or a society's review of it) is not in a state from which this may be done."""
-
-    def __init__(self, message: str, *, current: str, wanted: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.current = current
-        self.wanted = wanted
+class TransitionNotAllowed(TransitionRefused, AccessRefused):
+    """The engine's refusal, in the access family: callers catching ``AccessRefused`` (409) see it too."""
 
 
 # action -> {from state: to state}
@@ -67,55 +71,59 @@ REVIEW_TRANSITIONS: dict[str, dict[str, str]] = {
     },
 }
 
-REQUEST_EDGES: frozenset[tuple[str, str, str]] = frozenset(
-    (action, source, target) for action, edges in REQUEST_TRANSITIONS.items() for source, target in edges.items()
+REQUEST = Workflow(
+    "access.request", R, REQUEST_TRANSITIONS, refusal=TransitionNotAllowed,
+    refusal_message=_("This cannot be done while the application is “%(current)s”; it must be %(allowed)s."),
 )
-REVIEW_EDGES: frozenset[tuple[str, str, str]] = frozenset(
-    (action, source, target) for action, edges in REVIEW_TRANSITIONS.items() for source, target in edges.items()
+REVIEW = Workflow(
+    "access.society_review", V, REVIEW_TRANSITIONS, refusal=TransitionNotAllowed,
+    refusal_message=_("This cannot be done while the society's review is “%(current)s”; it must be %(allowed)s."),
 )
+REQUEST_EDGES: frozenset[tuple[str, str, str]] = REQUEST.edges
+REVIEW_EDGES: frozenset[tuple[str, str, str]] = REVIEW.edges
+
+G = Grant.Status
+GRANT = Workflow("access.grant", G, {
+    # What the grant rests on lapsed (a new lapse while paused only updates the reasons), or holds again.
+    "pause": {G.ACTIVE: G.PAUSED, G.PAUSED: G.PAUSED},
+    "resume": {G.PAUSED: G.ACTIVE},
+    "revoke": {G.ACTIVE: G.REVOKED, G.PAUSED: G.REVOKED},
+    "end": {G.ACTIVE: G.ENDED, G.PAUSED: G.ENDED},
+    "expire": {G.ACTIVE: G.EXPIRED, G.PAUSED: G.EXPIRED},
+})
+
+U = UsageReport.Status
+USAGE_REPORT = Workflow("access.usage_report", U, {
+    "submit": {U.DUE: U.SUBMITTED},
+    # The second of the principal investigator's and the head's confirmations.
+    "confirm": {U.SUBMITTED: U.CONFIRMED},
+    # Straight from submitted only on a grant with no application behind it (usage_report_accept).
+    "accept": {U.SUBMITTED: U.ACCEPTED, U.CONFIRMED: U.ACCEPTED},
+})
+
+A = GrantAmendment.Status
+# A removal of users alone is created ``recorded``: nothing to decide.
+AMENDMENT = Workflow("access.grant_amendment", A, {
+    "approve": {A.SUBMITTED: A.APPROVED},
+    "reject": {A.SUBMITTED: A.REJECTED},
+})
 
 APPROVING = frozenset({V.APPROVED, V.APPROVED_WITH_CONDITIONS})
 DECIDED = frozenset({V.APPROVED, V.APPROVED_WITH_CONDITIONS, V.REJECTED})
 
 
-def _refuse(kind: str, labels: type, current: str, edges: dict[str, str]) -> TransitionNotAllowed:
-    allowed = ", ".join(str(labels(state).label) for state in edges)
-    if kind == "request":
-        message = _("This cannot be done while the application is “%(current)s”; it must be %(allowed)s.")
-    else:
-        message = _("This cannot be done while the society's review is “%(current)s”; it must be %(allowed)s.")
-    return TransitionNotAllowed(
-        message % {"current": labels(current).label, "allowed": allowed},
-        current=current, wanted=tuple(edges),
-    )
-
-
 def request_target(action: str, current: str) -> str:
-    edges = REQUEST_TRANSITIONS[action]
-    if current not in edges:
-        raise _refuse("request", R, current, edges)
-    return edges[current]
+    return REQUEST.target(action, current)
 
 
 def review_target(action: str, current: str) -> str:
-    edges = REVIEW_TRANSITIONS[action]
-    if current not in edges:
-        raise _refuse("review", V, current, edges)
-    return edges[current]
+    return REVIEW.target(action, current)
 
 
 def transition_request(access_request: AccessRequest, action: str) -> tuple[str, str]:
     """Move an application (locked with select_for_update) along ``action``; return (from, to)."""
-    source = access_request.status
-    target = request_target(action, source)
-    access_request.status = target
-    access_request.save(update_fields=["status", "updated_at"])
-    return source, target
+    return move(access_request, REQUEST, action)
 
 
 def transition_review(review: SocietyReview, action: str) -> tuple[str, str]:
-    source = review.status
-    target = review_target(action, source)
-    review.status = target
-    review.save(update_fields=["status"])
-    return source, target
+    return move(review, REVIEW, action)

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from portal.lib.constraints import status_in_choices, when_status
 from portal.societies.models import Society
 
 
@@ -64,11 +65,14 @@ class AgreementTemplate(models.Model):
         return self.name_en if get_language() == "en" and self.name_en else self.name_ja
 
 
+class AgreementTemplateVersionStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    SUPERSEDED = "superseded", _("Superseded")
+
+
 class AgreementTemplateVersion(models.Model):
-    class Status(models.TextChoices):
-        DRAFT = "draft", _("Draft")
-        PUBLISHED = "published", _("Published")
-        SUPERSEDED = "superseded", _("Superseded")
+    Status = AgreementTemplateVersionStatus
 
     # The structured terms, in the order they are shown and compared across societies.
     TERM_FIELDS = (
@@ -136,6 +140,10 @@ class AgreementTemplateVersion(models.Model):
                                     name="agreement_one_draft"),
             models.UniqueConstraint(fields=["template"], condition=Q(status="published"),
                                     name="agreement_one_published"),
+            status_in_choices(AgreementTemplateVersionStatus, name="agreement_version_status_valid"),
+            # A superseded version was published before it was superseded.
+            when_status([AgreementTemplateVersionStatus.PUBLISHED, AgreementTemplateVersionStatus.SUPERSEDED],
+                        Q(published_at__isnull=False), name="agreement_version_published_has_published_at"),
         ]
 
     def __str__(self) -> str:
@@ -163,10 +171,13 @@ class AgreementTemplateVersion(models.Model):
         return {name: getattr(self, name) for name in self.TERM_FIELDS}
 
 
+class SignedAgreementStatus(models.TextChoices):
+    SIGNED = "signed", _("Signed by the applicant")
+    COMPLETED = "completed", _("Countersigned")
+
+
 class SignedAgreement(models.Model):
-    class Status(models.TextChoices):
-        SIGNED = "signed", _("Signed by the applicant")
-        COMPLETED = "completed", _("Countersigned")
+    Status = SignedAgreementStatus
 
     access_request = models.ForeignKey(
         "access.AccessRequest", on_delete=models.PROTECT, related_name="agreements",
@@ -208,6 +219,9 @@ class SignedAgreement(models.Model):
                 | Q(countersigned_at__isnull=False, countersigned_by__isnull=False),
                 name="signed_agreement_countersignature_paired",
             ),
+            status_in_choices(SignedAgreementStatus, name="signed_agreement_status_valid"),
+            when_status([SignedAgreementStatus.COMPLETED], Q(countersigned_at__isnull=False),
+                        name="signed_agreement_completed_countersigned"),
         ]
 
     def __str__(self) -> str:

@@ -32,7 +32,9 @@ from portal.agreements.models import (
     SignedAgreement,
 )
 from portal.agreements.selectors import current_version_for, may_countersign, may_manage_agreements
+from portal.agreements.workflow import SIGNED_AGREEMENT, TEMPLATE_VERSION
 from portal.audit.services import audit_record
+from portal.lib.workflow import transition
 from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
 from portal.societies.selectors import member_users
@@ -203,12 +205,10 @@ def agreement_version_publish(*, version: Version, by: User) -> Version:
         now = timezone.now()
         if previous is not None:
             # Status only: the guard on the model keeps the superseded text and terms as they were.
-            previous.status = Version.Status.SUPERSEDED
-            previous.save(update_fields=["status"])
-        locked.status = Version.Status.PUBLISHED
+            transition(previous, TEMPLATE_VERSION, "supersede")
         locked.published_at = now
         locked.published_by = by
-        locked.save(update_fields=["status", "published_at", "published_by"])
+        transition(locked, TEMPLATE_VERSION, "publish", extra_fields=["published_at", "published_by"])
         template.current_version = locked
         template.save(update_fields=["current_version"])
         audit_record(
@@ -248,7 +248,8 @@ def agreement_sign(
     *, access_request: Any, society: Society, signatory_name: str, signatory_title: str, ip: str | None, by: User
 ) -> SignedAgreement:
     """The applicant's authorised signatory signs ``society``'s current data-use version."""
-    from portal.access.models import AccessRequest
+    # The access app stands above this one: its model is reached through our foreign key to it.
+    access_requests = SignedAgreement._meta.get_field("access_request").related_model._default_manager
 
     if by is None or access_request.signatory_id is None or by.pk != access_request.signatory_id:
         raise PermissionDenied(_("Only the authorised signatory named in the application can sign its agreement."))
@@ -256,7 +257,7 @@ def agreement_sign(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        request = AccessRequest.objects.select_for_update().select_related("organization").get(pk=access_request.pk)
+        request = access_requests.select_for_update().select_related("organization").get(pk=access_request.pk)
         if request.signatory_id != by.pk:
             raise PermissionDenied(_("Only the authorised signatory named in the application can sign its agreement."))
         version = current_version_for(society)
@@ -319,7 +320,7 @@ def agreement_countersign(
         if locked.status != SignedAgreement.Status.SIGNED:
             raise ValidationError(_("This agreement has already been countersigned."), code="already_countersigned")
         previous = {"pdf": locked.pdf.name, "pdf_sha256": locked.pdf_sha256}
-        locked.status = SignedAgreement.Status.COMPLETED
+        transition(locked, SIGNED_AGREEMENT, "countersign", save=False)  # saved with the PDF below
         locked.countersigned_by = by
         locked.countersigner_name = countersigner_name.strip()
         locked.countersigner_title = countersigner_title.strip()

@@ -6,7 +6,7 @@ the operator), with ``is_demo=True``, its card from the training run and, as pro
 society's newest available release where one exists; then publishes it. A model whose version
 carries an ONNX file with the same SHA-256 is skipped, so running it again changes nothing.
 
-``seed_demo_ai()`` (called at the end of ``portal.core.demo.seed_demo``) does the same, then lets
+``seed_demo_ai()`` (called at the end of ``portal.demo.seed.seed_demo``) does the same, then lets
 the demo company run the endoscopy model through its JGES grant (``open_to_grant_holders``) and the
 pathology model through an approved light request; the hospital researcher's request waits.
 """

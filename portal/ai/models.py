@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.core.vocabulary import Modality
 from portal.datasets.models import DatasetRelease, ReleaseFile
+from portal.lib.constraints import paired, status_in_choices, when_status
 from portal.societies.models import Society
 
 RUN_PERMISSION = "ai.run_aimodel"
@@ -84,11 +85,14 @@ class AIModel(models.Model):
         return _localised(self, "summary")
 
 
+class ModelVersionStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    RETIRED = "retired", _("Retired")
+
+
 class ModelVersion(models.Model):
-    class Status(models.TextChoices):
-        DRAFT = "draft", _("Draft")
-        PUBLISHED = "published", _("Published")
-        RETIRED = "retired", _("Retired")
+    Status = ModelVersionStatus
 
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="versions", verbose_name=_("model"))
     version = models.CharField(_("version"), max_length=40)
@@ -147,6 +151,11 @@ class ModelVersion(models.Model):
         ordering = ("model_id", "-created_at", "-id")
         constraints = [
             models.UniqueConstraint(fields=("model", "version"), name="ai_version_unique_per_model"),
+            status_in_choices(ModelVersionStatus, name="ai_version_status_valid"),
+            when_status([ModelVersionStatus.PUBLISHED], models.Q(published_at__isnull=False),
+                        name="ai_version_published_has_published_at"),
+            when_status([ModelVersionStatus.RETIRED], models.Q(retired_at__isnull=False),
+                        name="ai_version_retired_has_retired_at"),
         ]
 
     def __str__(self) -> str:
@@ -206,13 +215,16 @@ class ProvenanceNotice(models.Model):
         return f"{self.version} / {self.release} ({self.kind})"
 
 
+class ModelAccessRequestStatus(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    REVOKED = "revoked", _("Revoked")
+
+
 class ModelAccessRequest(models.Model):
-    class Status(models.TextChoices):
-        SUBMITTED = "submitted", _("Submitted")
-        APPROVED = "approved", _("Approved")
-        REJECTED = "rejected", _("Rejected")
-        WITHDRAWN = "withdrawn", _("Withdrawn")
-        REVOKED = "revoked", _("Revoked")
+    Status = ModelAccessRequestStatus
 
     OPEN_STATUSES = (Status.SUBMITTED, Status.APPROVED)
 
@@ -240,10 +252,25 @@ class ModelAccessRequest(models.Model):
                 fields=("model", "user"), condition=models.Q(status__in=("submitted", "approved")),
                 name="ai_access_request_one_open",
             ),
+            status_in_choices(ModelAccessRequestStatus, name="ai_access_request_status_valid"),
+            paired("decided_at", "decided_by", name="ai_access_request_decision_paired"),
+            # A revoked request was approved first: its decision stays recorded.
+            when_status(
+                [ModelAccessRequestStatus.APPROVED, ModelAccessRequestStatus.REJECTED, ModelAccessRequestStatus.REVOKED],
+                models.Q(decided_at__isnull=False), name="ai_access_request_decided_has_decision",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.model.slug} / {self.user}"
+
+
+class InferenceJobStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    FINISHED_WITH_FAILURES = "finished_with_failures", _("Finished with failures")
+    FAILED = "failed", _("Failed")
 
 
 class InferenceJob(models.Model):
@@ -251,12 +278,7 @@ class InferenceJob(models.Model):
         UPLOAD = "upload", _("Uploaded images")
         RELEASE = "release", _("Files of a release")
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        RUNNING = "running", _("Running")
-        FINISHED = "finished", _("Finished")
-        FINISHED_WITH_FAILURES = "finished_with_failures", _("Finished with failures")
-        FAILED = "failed", _("Failed")
+    Status = InferenceJobStatus
 
     ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
 
@@ -291,6 +313,7 @@ class InferenceJob(models.Model):
                 condition=models.Q(images_deleted_at__isnull=True) | ~models.Q(status__in=("pending", "running")),
                 name="ai_job_images_deleted_only_when_ended",
             ),
+            status_in_choices(InferenceJobStatus, name="ai_job_status_valid"),
         ]
 
     def __str__(self) -> str:
@@ -311,11 +334,14 @@ class InferenceJob(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
 
+class InferenceItemStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
 class InferenceItem(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed")
+    Status = InferenceItemStatus
 
     job = models.ForeignKey(InferenceJob, on_delete=models.CASCADE, related_name="items", verbose_name=_("job"))
     position = models.PositiveIntegerField(_("position"))
@@ -339,6 +365,7 @@ class InferenceItem(models.Model):
         ordering = ("job_id", "position")
         constraints = [
             models.UniqueConstraint(fields=("job", "position"), name="ai_item_unique_position"),
+            status_in_choices(InferenceItemStatus, name="ai_item_status_valid"),
         ]
         indexes = [models.Index(fields=("job", "status"), name="ai_item_job_status_idx")]
 

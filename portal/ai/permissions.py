@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from portal.ai.models import RUN_PERMISSION, AIModel
+from portal.ai.selectors import may_run_without_request
 
 
 class ModelAccessBackend:
@@ -24,6 +25,4 @@ class ModelAccessBackend:
             return False
         if not getattr(user_obj, "is_authenticated", False) or not getattr(user_obj, "is_active", False):
             return False
-        from portal.ai.selectors import may_run_without_request
-
         return may_run_without_request(user_obj, obj)

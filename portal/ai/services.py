@@ -50,6 +50,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
+from portal.access.selectors import active_grants, grant_usability
 from portal.accounts.models import User
 from portal.ai.models import (
     RUN_PERMISSION,
@@ -61,12 +62,17 @@ from portal.ai.models import (
     ProvenanceNotice,
 )
 from portal.ai.selectors import may_manage_model, may_run
-from portal.ai.workflow import request_transition, version_transition
+from portal.ai.workflow import INFERENCE_JOB, request_transition, version_transition
+from portal.anonymiser.photos import strip_photo
+from portal.anonymiser.report import DeidError
 from portal.audit.services import audit_record
 from portal.core.vocabulary import Modality
 from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.datasets.selectors import may_manage_society
+from portal.deid.services import portal_keys
+from portal.lib.workflow import transition
 from portal.notifications.services import notification_send
+from portal.optout.selectors import excluded_pseudonyms
 from portal.societies.models import Society, SocietyMembership
 from portal.societies.selectors import member_users
 
@@ -617,9 +623,6 @@ def _check_version_runnable(version: ModelVersion, user: User) -> None:
 
 def _release_files(user: User, picks: Sequence[int]) -> tuple[DatasetRelease, list[ReleaseFile]]:
     """The picked files, all of one release the user may use now; refused naming the first bad file."""
-    from portal.access.selectors import active_grants, grant_usability
-    from portal.optout.selectors import excluded_pseudonyms
-
     ids = [int(pick) for pick in picks]
     files = {f.pk: f for f in ReleaseFile.objects.filter(pk__in=ids).select_related("release__dataset")}
     missing = [str(pk) for pk in ids if pk not in files]
@@ -664,12 +667,10 @@ def _strip(kind: str, data: bytes, *, job_id: int) -> bytes:
     DICOM goes through the Basic Profile with the portal's keys and an institution code of the job's
     own (``AIJOB<id>``): the stored copy's pseudonym and UIDs link nothing outside the job. An object
     without a PatientID (the Basic Profile needs one to pseudonymise) is given a placeholder first."""
-    from portal.deid.report import DeidError
-
     out = io.BytesIO()
     if kind == "dicom":
-        from portal.deid.dicom import Profile, deidentify_dicom
-        from portal.deid.services import portal_keys
+        # Imported here: pydicom stays off the start-up path of every process.
+        from portal.anonymiser.dicom import Profile, deidentify_dicom
 
         profile = Profile(institution_code=f"AIJOB{job_id}")
         try:
@@ -683,16 +684,12 @@ def _strip(kind: str, data: bytes, *, job_id: int) -> bytes:
             raise DeidError(_("The DICOM image may carry burned-in text that cannot be masked: %(reason)s")
                             % {"reason": report.reason})
     else:
-        from portal.deid.photos import strip_photo
-
         strip_photo(io.BytesIO(data), out)
     return out.getvalue()
 
 
 def _with_patient_id(data: bytes) -> bytes:
     from pydicom import dcmread
-
-    from portal.deid.report import DeidError
 
     try:
         dataset = dcmread(io.BytesIO(data))
@@ -709,7 +706,6 @@ _EXTENSIONS = {"jpeg": "jpg", "png": "png", "dicom": "dcm"}
 
 def _prepare_upload(job: InferenceJob, position: int, upload: Any, stored: list[str]) -> InferenceItem:
     from portal.ai.preprocess import ImageRefused, image_kind
-    from portal.deid.report import DeidError
 
     name, content = _upload_name(upload)
     limit_mb = int(settings.PORTAL_AI_MAX_IMAGE_MB)
@@ -874,16 +870,12 @@ def _finish(job_id: int, *, error: str = "") -> None:
         counts = _recount(job_id)
         if counts["pending"]:
             return
-        if error or counts["failed"] == job.total:
-            job.status = InferenceJob.Status.FAILED
-        elif counts["failed"]:
-            job.status = InferenceJob.Status.FINISHED_WITH_FAILURES
-        else:
-            job.status = InferenceJob.Status.FINISHED
+        outcome = ("fail" if error or counts["failed"] == job.total
+                   else "finish_with_failures" if counts["failed"] else "finish")
         job.done, job.failed, job.error = counts["done"], counts["failed"], error
         job.finished_at = timezone.now()
         job.started_at = job.started_at or job.finished_at
-        job.save(update_fields=["status", "done", "failed", "error", "finished_at", "started_at"])
+        transition(job, INFERENCE_JOB, outcome, extra_fields=["done", "failed", "error", "finished_at", "started_at"])
         audit_record(action="ai.job_finished", actor=None, actor_email=WORKER, target=job, details={
             "user": job.user_id, "model": job.version.model.slug, "version": job.version.version,
             "status": job.status, "total": job.total, "succeeded": counts["done"] - counts["failed"],
@@ -901,9 +893,8 @@ def inference_job_run(*, job_id: int) -> None:
         if job is None or job.status not in InferenceJob.ACTIVE_STATUSES:
             return
         if job.status == InferenceJob.Status.PENDING:
-            job.status = InferenceJob.Status.RUNNING
             job.started_at = timezone.now()
-            job.save(update_fields=["status", "started_at"])
+            transition(job, INFERENCE_JOB, "start", extra_fields=["started_at"])
     version = job.version
     items = list(job.items.filter(status=InferenceItem.Status.PENDING).order_by("position"))
     if not items:

@@ -9,19 +9,15 @@ a request still waiting; an approved request is revoked (the run permission goes
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-from django.db import models
-from django.utils.translation import gettext as _
-
-from portal.ai.models import ModelAccessRequest, ModelVersion
+from portal.ai.models import InferenceJobStatus, ModelAccessRequest, ModelVersion
+from portal.lib.workflow import TransitionRefused, Workflow
+from portal.lib.workflow import transition as move
 
 V = ModelVersion.Status
 R = ModelAccessRequest.Status
 
-
-class TransitionNotAllowed(ValidationError):
-    """The version or request is not in a state from which this action may be taken."""
-
+# The AI refusals were always ValidationErrors: the engine's refusal is one.
+TransitionNotAllowed = TransitionRefused
 
 # action -> {from state: to state}
 VERSION_TRANSITIONS: dict[str, dict[str, str]] = {
@@ -36,48 +32,35 @@ REQUEST_TRANSITIONS: dict[str, dict[str, str]] = {
     "revoke": {R.APPROVED: R.REVOKED},
 }
 
-
-def _edges(table: dict[str, dict[str, str]]) -> frozenset[tuple[str, str, str]]:
-    return frozenset((action, source, target) for action, edges in table.items() for source, target in edges.items())
-
-
-VERSION_EDGES = _edges(VERSION_TRANSITIONS)
-REQUEST_EDGES = _edges(REQUEST_TRANSITIONS)
-
-
-def _target(table: dict[str, dict[str, str]], choices: type[models.TextChoices], action: str, current: str) -> str:
-    edges = table[action]
-    if current not in edges:
-        allowed = ", ".join(str(choices(state).label) for state in edges)
-        raise TransitionNotAllowed(
-            _("This cannot be done while the status is “%(current)s”; it must be %(allowed)s.")
-            % {"current": choices(current).label, "allowed": allowed},
-            code="transition",
-        )
-    return edges[current]
+VERSION = Workflow("ai.model_version", V, VERSION_TRANSITIONS)
+ACCESS_REQUEST = Workflow("ai.model_access_request", R, REQUEST_TRANSITIONS)
+J = InferenceJobStatus
+# A job may end before its runner marked it running (every item failed, or the runner reported an error).
+INFERENCE_JOB = Workflow("ai.inference_job", J, {
+    "start": {J.PENDING: J.RUNNING},
+    "finish": {J.PENDING: J.FINISHED, J.RUNNING: J.FINISHED},
+    "finish_with_failures": {J.PENDING: J.FINISHED_WITH_FAILURES, J.RUNNING: J.FINISHED_WITH_FAILURES},
+    "fail": {J.PENDING: J.FAILED, J.RUNNING: J.FAILED},
+})
+VERSION_EDGES = VERSION.edges
+REQUEST_EDGES = ACCESS_REQUEST.edges
 
 
 def version_target(action: str, current: str) -> str:
-    return _target(VERSION_TRANSITIONS, V, action, current)
+    return VERSION.target(action, current)
 
 
 def request_target(action: str, current: str) -> str:
-    return _target(REQUEST_TRANSITIONS, R, action, current)
+    return ACCESS_REQUEST.target(action, current)
 
 
 def version_transition(version: ModelVersion, action: str, *, extra_fields: tuple[str, ...] = ()) -> tuple[str, str]:
     """Move a version (already locked) along ``action``; save; return (from, to)."""
-    source = version.status
-    version.status = version_target(action, source)
-    version.save(update_fields=["status", *extra_fields])
-    return source, version.status
+    return move(version, VERSION, action, extra_fields=extra_fields)
 
 
 def request_transition(
     request: ModelAccessRequest, action: str, *, extra_fields: tuple[str, ...] = ()
 ) -> tuple[str, str]:
     """Move an access request (already locked) along ``action``; save; return (from, to)."""
-    source = request.status
-    request.status = request_target(action, source)
-    request.save(update_fields=["status", *extra_fields])
-    return source, request.status
+    return move(request, ACCESS_REQUEST, action, extra_fields=extra_fields)

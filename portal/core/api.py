@@ -38,14 +38,18 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def refusal_to_api(refusal: Exception) -> APIException:
+def refusal_to_api(refusal: Exception, *, conflicts: tuple[type[Exception], ...] = ()) -> APIException:
     """The API error for a service's refusal, with the service's own (translated) message.
 
     The caller's right to act in a role was already checked by the page's permission policy (403
     before the service is called), so what a service still refuses is "not now": 409 for a state
     the action does not apply to or a rule of the workflow, 403 for Django's ``PermissionDenied``
-    raised by a service, 400 for bad input (``ValidationError``, messages by field).
+    raised by a service, 400 for bad input (``ValidationError``, messages by field). An app's own
+    refusal family (``conflicts``) is 409 even where it is also a ``ValidationError``: the workflow
+    engine's refusal, raised in that app's family (``portal.lib.workflow``).
     """
+    if conflicts and isinstance(refusal, conflicts):
+        return Conflict(str(refusal) or None)
     if isinstance(refusal, DjangoPermissionDenied):
         return PermissionDenied(str(refusal) or None)
     if isinstance(refusal, DjangoValidationError):
@@ -66,4 +70,4 @@ def call_service(service: Callable[..., T], *, refusals: tuple[type[Exception], 
     try:
         return service(**kwargs)
     except (DjangoPermissionDenied, DjangoValidationError, *refusals) as refusal:
-        raise refusal_to_api(refusal) from refusal
+        raise refusal_to_api(refusal, conflicts=refusals) from refusal

@@ -17,6 +17,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection
 
+from portal.celery import app
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,8 +51,6 @@ def check_database() -> str:
 def check_broker() -> str:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "in-process (no broker configured)"
-    from portal.celery import app
-
     # A fresh connection rather than the app's pool: the pool keeps the URL it was created with.
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
@@ -72,8 +72,6 @@ def check_storage() -> str:
 
 
 def check_worker() -> str:
-    from portal.celery import app
-
     with app.connection_for_write() as conn:
         replies = app.control.ping(timeout=2.0, connection=conn)
     if not replies:

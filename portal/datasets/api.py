@@ -24,7 +24,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.core.vocabulary import Modality
-from portal.datasets.catalogue import notice_url
 from portal.datasets.catalogue_selectors import (
     CatalogueFilters,
     catalogue_dataset,
@@ -38,6 +37,7 @@ from portal.datasets.models import (
     ReleaseFile,
 )
 from portal.datasets.statistics import cached_catalogue_statistics, statistics_as_data
+from portal.lib import hooks
 
 # --- Query parameters -----------------------------------------------------------------------------
 
@@ -153,13 +153,14 @@ class DatasetDetailSerializer(DatasetListSerializer):
     @extend_schema_field(NoticeRefSerializer(many=True))
     def get_optout_notices(self, dataset: Dataset) -> list[dict[str, str]]:
         notices = []
-        for notice in dataset.published_notices:  # type: ignore[attr-defined]
+        # The published opt-out notices covering it, with their public pages (portal.optout).
+        for notice, url in hooks.joined("dataset_public_notices", dataset=dataset):
             version = notice.current_version
             notices.append({
                 "reference": notice.reference,
                 "title_ja": version.title_ja if version else "",
                 "title_en": version.title_en if version else "",
-                "url": notice_url(notice),
+                "url": url,
             })
         return notices
 
@@ -327,14 +328,14 @@ class ReleaseManifest(generics.ListAPIView):
         return super().get_serializer_context() | {"includes_subjects": self.includes_subjects}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # Imported here: the access app's selectors come after datasets in the dependency order.
-        from portal.access.selectors import user_has_active_grant_on
-
         self.release = get_object_or_404(
             DatasetRelease.objects.select_related("dataset"),
             pk=self.kwargs["pk"], dataset__status=DatasetStatus.PUBLISHED,
         )
-        self.includes_subjects = user_has_active_grant_on(request.user, self.release)
+        # The access app, above this one, answers (an active grant on the release).
+        self.includes_subjects = any(
+            hooks.run("release_subjects_visible", user=request.user, release=self.release)
+        )
         self.paginator.header = {  # type: ignore[union-attr]
             "release": self.release.pk,
             "dataset": self.release.dataset.slug,

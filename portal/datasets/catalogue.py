@@ -11,7 +11,6 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
@@ -26,8 +25,7 @@ from portal.datasets.catalogue_selectors import (
 )
 from portal.datasets.models import AnnotationGranularity, DatasetStatus
 from portal.datasets.statistics import cached_catalogue_statistics, statistics_charts, year_label
-from portal.deid.selectors import deid_report_for_release
-from portal.optout.models import OptOutNotice
+from portal.lib import hooks
 
 PAGE_SIZE = 20
 
@@ -84,21 +82,13 @@ def catalogue_list(request: HttpRequest) -> HttpResponse:
     })
 
 
-def notice_url(notice: OptOutNotice) -> str:
-    """The public page of an opt-out notice (the optout app's ``optout_public:detail``)."""
-    try:
-        return reverse("optout_public:detail", args=[notice.reference])
-    except NoReverseMatch:
-        # The public notice pages are mounted at /optout/ by the optout app.
-        return f"/optout/{notice.reference}/"
-
-
 def catalogue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = catalogue_dataset(slug)
     if dataset.status == DatasetStatus.WITHDRAWN:
         # A withdrawn dataset says so (links to it may live on) but shows nothing else: 410 Gone.
         return render(request, "datasets/catalogue_withdrawn.html", {"dataset": dataset}, status=410)
-    notices = [(notice, notice_url(notice)) for notice in dataset.published_notices]  # type: ignore[attr-defined]
+    # The published opt-out notices covering it, with their public pages (portal.optout).
+    notices = hooks.joined("dataset_public_notices", dataset=dataset)
     return render(request, "datasets/catalogue_detail.html", {
         "dataset": dataset,
         "releases": list(dataset.releases.all()),
@@ -118,7 +108,8 @@ def catalogue_release_detail(request: HttpRequest, slug: str, version: int) -> H
         "release": release,
         "dataset": release.dataset,
         "rows": rows,
-        "deid_report": deid_report_for_release(release),
+        # The anonymisation job's report (portal.deid), when the release was built by one.
+        "deid_report": hooks.first("release_build_report", release=release),
     })
 
 

@@ -20,7 +20,6 @@ from portal.datasets.models import (
     DatasetStatus,
     ReleaseFile,
 )
-from portal.optout.models import OptOutNotice
 from portal.societies.models import Society
 
 SEARCH_FIELDS = (
@@ -105,16 +104,6 @@ def catalogue_societies() -> QuerySet[Society]:
     return Society.objects.filter(Exists(has_published)).order_by("kind", "id")
 
 
-def _published_notices() -> Prefetch:
-    return Prefetch(
-        "optout_notices",
-        queryset=OptOutNotice.objects.filter(status=OptOutNotice.Status.PUBLISHED)
-        .select_related("current_version")
-        .order_by("-first_published_at", "-id"),
-        to_attr="published_notices",
-    )
-
-
 def catalogue_dataset(slug: str) -> Dataset:
     """A dataset as the public sees it, with its releases (newest first) and its published notices.
 
@@ -128,7 +117,6 @@ def catalogue_dataset(slug: str) -> Dataset:
         .select_related("society", "protocol", "protocol__committee")
         .prefetch_related(
             Prefetch("releases", queryset=DatasetRelease.objects.order_by("-version")),
-            _published_notices(),
         )
         .first()
     )

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.core.vocabulary import Modality
 from portal.ethics.models import Protocol
+from portal.lib.constraints import status_in_choices, when_status
 from portal.societies.models import Society
 
 
@@ -114,7 +115,13 @@ class Dataset(models.Model):
                 | models.Q(collection_end__isnull=True)
                 | models.Q(collection_start__lte=models.F("collection_end")),
                 name="dataset_collection_period_ordered",
-            )
+            ),
+            status_in_choices(DatasetStatus, name="dataset_status_valid"),
+            when_status([DatasetStatus.PUBLISHED], models.Q(published_at__isnull=False),
+                        name="dataset_published_has_published_at"),
+            when_status([DatasetStatus.WITHDRAWN],
+                        models.Q(withdrawn_at__isnull=False) & ~models.Q(withdrawal_reason=""),
+                        name="dataset_withdrawn_has_withdrawal"),
         ]
 
     def __str__(self) -> str:
@@ -165,10 +172,13 @@ class ReleaseFileQuerySet(models.QuerySet):
         raise ReleaseImmutable(_("A release's files are never deleted."), code="immutable")
 
 
+class DatasetReleaseStatus(models.TextChoices):
+    AVAILABLE = "available", _("Available")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
 class DatasetRelease(models.Model):
-    class Status(models.TextChoices):
-        AVAILABLE = "available", _("Available")
-        WITHDRAWN = "withdrawn", _("Withdrawn")
+    Status = DatasetReleaseStatus
 
     class Source(models.TextChoices):
         IMPORT = "import", _("Imported folder")
@@ -214,11 +224,13 @@ class DatasetRelease(models.Model):
     class Meta:
         verbose_name = _("dataset release")
         verbose_name_plural = _("dataset releases")
-        # Given per user and release (django-guardian) while a grant is in force.
-        permissions = [("download_release", _("Can download the files of the release"))]
         ordering = ["dataset_id", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "version"], name="release_unique_version")
+            models.UniqueConstraint(fields=["dataset", "version"], name="release_unique_version"),
+            status_in_choices(DatasetReleaseStatus, name="release_status_valid"),
+            when_status([DatasetReleaseStatus.WITHDRAWN],
+                        models.Q(withdrawn_at__isnull=False) & ~models.Q(withdrawal_reason=""),
+                        name="release_withdrawn_has_withdrawal"),
         ]
 
     def __str__(self) -> str:

@@ -62,9 +62,10 @@ from portal.datasets.models import (
     ReleaseFile,
 )
 from portal.datasets.selectors import may_manage_society
-from portal.datasets.workflow import transition
+from portal.datasets.workflow import RELEASE, transition
 from portal.ethics.models import Protocol
 from portal.ethics.selectors import protocol_data_flow
+from portal.lib import hooks, workflow
 from portal.lib.pseudonym import is_pseudonym
 from portal.societies.models import Society
 
@@ -226,10 +227,8 @@ class PublishCheck:
 
 def dataset_publish_checks(dataset: Dataset) -> list[PublishCheck]:
     """Everything that must hold for ``dataset`` to be published, met or not, with the reasons."""
-    from portal.optout.selectors import dataset_has_published_notice
-
     flow = protocol_data_flow(dataset.protocol)
-    has_notice = dataset_has_published_notice(dataset)
+    has_notice = any(hooks.run("dataset_has_published_notice", dataset=dataset))  # portal.optout
     return [
         PublishCheck(flow.allowed, _("The research protocol is approved and permitted"), flow.reason),
         PublishCheck(
@@ -408,15 +407,13 @@ def release_build(
     if problems:
         raise ReleaseRejected(problems)
 
-    from portal.linkage.services import linkage_index_release
-    from portal.optout.selectors import excluded_pseudonyms
-
     with transaction.atomic():
         locked = _locked(dataset)
         refusals = _refusals(locked)
         if refusals:
             raise ValidationError(refusals, code="not_releasable")
-        excluded = set(excluded_pseudonyms(dataset=locked))
+        # Subjects who opted out (portal.optout) are left out.
+        excluded = set(hooks.joined("dataset_excluded_pseudonyms", dataset=locked))
         dropped_paths = _excluded_paths(entries, excluded)
         kept = [entry for entry in entries if entry.path not in dropped_paths]
         dropped = [entry for entry in entries if entry.path in dropped_paths]
@@ -453,7 +450,7 @@ def release_build(
         locked.case_count = release.case_count
         locked.image_count = release.image_count
         locked.save(update_fields=["case_count", "image_count", "updated_at"])
-        linkage_index_release(release=release)
+        hooks.run("release_built", release=release)  # the linkage index (portal.linkage)
         audit_record(
             action="datasets.release_built", actor=by, target=release,
             details={
@@ -474,27 +471,24 @@ def release_withdraw(*, release: DatasetRelease, reason: str, by: User) -> Datas
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Say why the release is withdrawn.")})
-    from portal.linkage.services import linkage_index_release
 
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=release.dataset_id)
         locked = DatasetRelease.objects.select_for_update().select_related("dataset").get(pk=release.pk)
         if locked.status == DatasetRelease.Status.WITHDRAWN:
             raise ValidationError(_("The release has already been withdrawn."), code="withdrawn")
-        locked.status = DatasetRelease.Status.WITHDRAWN
         locked.withdrawn_at = timezone.now()
         locked.withdrawn_by = by
         locked.withdrawal_reason = reason
-        locked.save(update_fields=list(DatasetRelease.WITHDRAWAL_FIELDS))
-        linkage_index_release(release=locked)
+        workflow.transition(locked, RELEASE, "withdraw",
+                            extra_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
         audit_record(
             action="datasets.release_withdrawn", actor=by, target=locked,
             details={"dataset": locked.dataset.slug, "version": locked.version, "reason": reason},
         )
-        # Hosted AI models trained or evaluated on the release: a notice on their cards, admins told.
-        from portal.ai.services import provenance_release_withdrawn
-
-        provenance_release_withdrawn(release=locked, by=by)
+        # The linkage index drops the release (portal.linkage); hosted AI models trained or evaluated
+        # on it get a notice on their cards, their admins told (portal.ai).
+        hooks.run("release_withdrawn", release=locked, by=by)
     release.refresh_from_db()
     return locked
 

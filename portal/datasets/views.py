@@ -32,8 +32,8 @@ from portal.datasets.selectors import (
     may_see_managed_dataset,
     societies_managed_by,
 )
-from portal.datasets.workflow import TRANSITIONS
-from portal.deid.selectors import deid_report_for_release
+from portal.datasets.workflow import DATASET
+from portal.lib import hooks
 from portal.lib.csvexport import csv_text
 from portal.lib.pseudonym import PSEUDONYM_LENGTH
 from portal.societies.models import SocietyMembership
@@ -119,8 +119,8 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "releases": releases,
         "checks": checks,
         "publishable": all(check.ok for check in checks),
-        "can_publish": dataset.status in TRANSITIONS["publish"],
-        "can_withdraw": dataset.status in TRANSITIONS["withdraw"],
+        "can_publish": DATASET.allows("publish", dataset.status),
+        "can_withdraw": DATASET.allows("withdraw", dataset.status),
         "can_release": dataset.status != DatasetStatus.WITHDRAWN,
         "withdraw_form": ReasonForm(),
     })
@@ -228,7 +228,8 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": release.dataset,
         "page": page,
         "withdraw_form": ReasonForm(),
-        "deid_report": deid_report_for_release(release),
+        # The anonymisation job's report (portal.deid), when the release was built by one.
+        "deid_report": hooks.first("release_build_report", release=release),
     })
 
 

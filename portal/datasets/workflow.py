@@ -7,16 +7,16 @@ their history stay where they are.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from portal.datasets.models import Dataset
+from portal.datasets.models import DatasetReleaseStatus as RS
 from portal.datasets.models import DatasetStatus as S
+from portal.lib.workflow import TransitionRefused, Workflow
+from portal.lib.workflow import transition as move
 
-
-class TransitionNotAllowed(ValidationError):
-    """The dataset is not in a state from which this action may be taken."""
-
+# The datasets' refusal was always a ValidationError: the engine's refusal is one.
+TransitionNotAllowed = TransitionRefused
 
 # action -> {from state: to state}
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -24,27 +24,20 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "withdraw": {S.PUBLISHED: S.WITHDRAWN},
 }
 
-ALL_EDGES: frozenset[tuple[str, str, str]] = frozenset(
-    (action, source, target) for action, edges in TRANSITIONS.items() for source, target in edges.items()
+DATASET = Workflow(
+    "datasets.dataset", S, TRANSITIONS,
+    refusal_message=_("This cannot be done while the dataset is “%(current)s”; it must be %(allowed)s."),
 )
+ALL_EDGES: frozenset[tuple[str, str, str]] = DATASET.edges
+
+# A withdrawn release stays withdrawn: its grants' holders are told to delete it.
+RELEASE = Workflow("datasets.release", RS, {"withdraw": {RS.AVAILABLE: RS.WITHDRAWN}})
 
 
 def target_state(action: str, current: str) -> str:
-    edges = TRANSITIONS[action]
-    if current not in edges:
-        allowed = ", ".join(str(S(state).label) for state in edges)
-        raise TransitionNotAllowed(
-            _("This cannot be done while the dataset is “%(current)s”; it must be %(allowed)s.")
-            % {"current": S(current).label, "allowed": allowed},
-            code="transition",
-        )
-    return edges[current]
+    return DATASET.target(action, current)
 
 
 def transition(dataset: Dataset, action: str, *, extra_fields: tuple[str, ...] = ()) -> tuple[str, str]:
     """Move a dataset (already locked with select_for_update) along ``action``; return (from, to)."""
-    source = dataset.status
-    target = target_state(action, source)
-    dataset.status = target
-    dataset.save(update_fields=["status", "updated_at", *extra_fields])
-    return source, target
+    return move(dataset, DATASET, action, extra_fields=extra_fields)

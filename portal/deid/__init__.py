@@ -1,5 +1,3 @@
-"""De-identification (anonymisation) of clinical images and tables.
-
-The core — ``keys``, ``report``, ``annex_e``, ``dicom``, ``pixels``, ``photos``, ``wsi``, ``tables``,
-``dispatch`` — is plain Python, usable without Django; jobs (models, services, tasks, pages) wrap it.
+"""De-identification (anonymisation) jobs: models, services, tasks and pages around the plain-Python
+anonymiser in ``portal.anonymiser``.
 """

@@ -14,9 +14,19 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from portal.datasets.models import Dataset
+from portal.lib.constraints import status_in_choices
 from portal.societies.models import Society
 
 TABLE_EDITION = "2024b"
+
+
+class DeidJobStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    FINISHED_WITH_FAILURES = "finished_with_failures", _("Finished with failures")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class DeidJob(models.Model):
@@ -25,13 +35,7 @@ class DeidJob(models.Model):
         SERVER_FOLDER = "server_folder", _("Folder on the server")
         S3_PREFIX = "s3_prefix", _("Storage prefix")
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        RUNNING = "running", _("Running")
-        FINISHED = "finished", _("Finished")
-        FINISHED_WITH_FAILURES = "finished_with_failures", _("Finished with failures")
-        FAILED = "failed", _("Failed")
-        CANCELLED = "cancelled", _("Cancelled")
+    Status = DeidJobStatus
 
     ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
     DONE_STATUSES = (Status.FINISHED, Status.FINISHED_WITH_FAILURES, Status.FAILED, Status.CANCELLED)
@@ -71,6 +75,7 @@ class DeidJob(models.Model):
         verbose_name_plural = _("anonymisation jobs")
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=("society", "-created_at"), name="deid_job_society_idx")]
+        constraints = [status_in_choices(DeidJobStatus, name="deid_job_status_valid")]
 
     def __str__(self) -> str:
         return f"deid-job-{self.pk}"
@@ -93,12 +98,15 @@ class DeidJob(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
 
+class DeidFileResultStatus(models.TextChoices):
+    CHANGED = "changed", _("Changed")
+    UNCHANGED = "unchanged", _("Unchanged")
+    HELD_BACK = "held_back", _("Held back")
+    FAILED = "failed", _("Failed")
+
+
 class DeidFileResult(models.Model):
-    class Status(models.TextChoices):
-        CHANGED = "changed", _("Changed")
-        UNCHANGED = "unchanged", _("Unchanged")
-        HELD_BACK = "held_back", _("Held back")
-        FAILED = "failed", _("Failed")
+    Status = DeidFileResultStatus
 
     RELEASABLE = (Status.CHANGED, Status.UNCHANGED)
 
@@ -129,6 +137,7 @@ class DeidFileResult(models.Model):
         ordering = ("source_path",)
         constraints = [
             models.UniqueConstraint(fields=("job", "source_path"), name="deid_result_unique_job_path"),
+            status_in_choices(DeidFileResultStatus, name="deid_result_status_valid"),
         ]
         indexes = [models.Index(fields=("job", "status"), name="deid_result_job_status_idx")]
 

@@ -38,11 +38,15 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.anonymiser.report import DeidError, FileReport
 from portal.audit.services import audit_record
+from portal.datasets.manifest import ManifestEntry
 from portal.datasets.models import Dataset, DatasetRelease
 from portal.datasets.selectors import may_manage_society
+from portal.datasets.services import release_build
 from portal.deid.models import TABLE_EDITION, DeidFileResult, DeidJob
-from portal.deid.report import DeidError, FileReport
+from portal.deid.workflow import DEID_JOB
+from portal.lib.workflow import transition
 from portal.societies.models import Society
 
 CHUNK_SIZE = 50
@@ -60,8 +64,8 @@ def _require_manager(user: Any, society: Society) -> None:
 
 
 def known_options() -> tuple[str, ...]:
-    """The Annex E option codes a job may choose (``portal.deid.annex_e.OPTIONS``)."""
-    from portal.deid.annex_e import OPTIONS
+    """The Annex E option codes a job may choose (``portal.anonymiser.annex_e.OPTIONS``)."""
+    from portal.anonymiser.annex_e import OPTIONS
 
     return tuple(OPTIONS)
 
@@ -72,18 +76,18 @@ def import_root() -> Path | None:
 
 
 def portal_keys() -> Any:
-    from portal.deid.keys import Keys
+    from portal.anonymiser.keys import Keys
 
     return Keys(settings.PORTAL_PSEUDONYM_KEY.encode())
 
 
 def profile_class() -> Any:
     """``Profile`` (agreed in ``annex_e``; defined in ``dicom`` — either is accepted)."""
-    from portal.deid import annex_e
+    from portal.anonymiser import annex_e
 
     if hasattr(annex_e, "Profile"):
         return annex_e.Profile
-    from portal.deid.dicom import Profile
+    from portal.anonymiser.dicom import Profile
 
     return Profile
 
@@ -298,10 +302,9 @@ def deid_job_start(*, job: DeidJob, by: Any) -> DeidJob:
             raise ValidationError(_("Only a pending job can be started."), code="not_pending")
         if not paths:
             raise ValidationError(_("The source holds no files."), code="empty")
-        locked.status = DeidJob.Status.RUNNING
         locked.total = len(paths)
         locked.started_at = timezone.now()
-        locked.save(update_fields=["status", "total", "started_at"])
+        transition(locked, DEID_JOB, "start", extra_fields=["total", "started_at"])
         audit_record(action="deid.job_start", actor=by, target=locked, details={"files": len(paths)})
         _queue(locked.pk, paths)
     job.refresh_from_db()
@@ -337,9 +340,8 @@ def deid_job_cancel(*, job: DeidJob, by: Any) -> DeidJob:
         locked = DeidJob.objects.select_for_update().get(pk=job.pk)
         if locked.status not in DeidJob.ACTIVE_STATUSES:
             raise ValidationError(_("Only a pending or running job can be cancelled."), code="not_active")
-        locked.status = DeidJob.Status.CANCELLED
         locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "finished_at"])
+        transition(locked, DEID_JOB, "cancel", extra_fields=["finished_at"])
         audit_record(action="deid.job_cancel", actor=by, target=locked, details={"done": locked.done})
     job.refresh_from_db()
     return job
@@ -379,7 +381,7 @@ def deid_process_file(
     """De-identify one source file, store its output and record (or overwrite) its result.
 
     ``burned_in_reviewed``: a reviewer found no burned-in text (see ``deid_file_review``)."""
-    from portal.deid.dispatch import deidentify_path
+    from portal.anonymiser.dispatch import deidentify_path
 
     values: dict[str, Any] = {"storage_key": "", "sha256": "", "size": 0, "reason": "", "actions": {}}
     with tempfile.TemporaryDirectory(prefix="deid-") as work:
@@ -469,16 +471,11 @@ def deid_job_finish_if_complete(*, job_id: int) -> bool:
             return False
         failed = job.results.filter(status=DeidFileResult.Status.FAILED).count()
         held = job.results.filter(status=DeidFileResult.Status.HELD_BACK).count()
-        if failed == job.total:
-            job.status = DeidJob.Status.FAILED
-        elif failed:
-            job.status = DeidJob.Status.FINISHED_WITH_FAILURES
-        else:
-            job.status = DeidJob.Status.FINISHED
+        outcome = "fail" if failed == job.total else "finish_with_failures" if failed else "finish"
         job.done, job.failed, job.held_back = job.total, failed, held
         job.finished_at = timezone.now()
         job.report = _job_report(job)
-        job.save(update_fields=["status", "done", "failed", "held_back", "finished_at", "report"])
+        transition(job, DEID_JOB, outcome, extra_fields=["done", "failed", "held_back", "finished_at", "report"])
         audit_record(action="deid.job_finish", actor=None, actor_email="deid-worker", target=job, details={
             "status": job.status, "total": job.total, "failed": failed, "held_back": held,
         })
@@ -490,8 +487,6 @@ def deid_job_finish_if_complete(*, job_id: int) -> bool:
 
 def release_entries(job: DeidJob) -> tuple[list[Any], int]:
     """The manifest entries of a job's releasable files, and how many other files were left out."""
-    from portal.datasets.manifest import ManifestEntry
-
     entries = []
     subjects: dict[str, int] = {}
     left_out = 0
@@ -519,8 +514,6 @@ def deid_job_build_release(
     *, job: DeidJob, notes_ja: str = "", notes_en: str = "", by: Any, include_partial: bool = False
 ) -> DatasetRelease:
     """A release of ``job.dataset`` from the job's changed/unchanged outputs (see the module notes)."""
-    from portal.datasets.services import release_build
-
     _require_manager(by, job.society)
     job.refresh_from_db()
     if job.dataset_id is None:

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from portal.accounts.models import Organization
+from portal.lib.constraints import status_in_choices
 from portal.societies.models import Society
 
 
@@ -176,6 +177,7 @@ class Protocol(models.Model):
                 condition=~Q(status__in=["discontinued", "completed"]) | ~Q(end_report=""),
                 name="protocol_ended_research_has_report",
             ),
+            status_in_choices(ProtocolStatus, name="protocol_status_valid"),
         ]
 
     def __str__(self) -> str:

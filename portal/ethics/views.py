@@ -30,7 +30,6 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import ETHICS_COMMITTEE_ROLES, roles_for
 from portal.audit.services import audit_record
-from portal.deid.selectors import deid_reports_for_protocol
 from portal.ethics import services
 from portal.ethics.forms import (
     EDITABLE_VERSION_FIELDS,
@@ -84,7 +83,8 @@ from portal.ethics.selectors import (
     review_inbox,
     secretariat_committee_ids,
 )
-from portal.ethics.workflow import TRANSITIONS, TransitionNotAllowed
+from portal.ethics.workflow import PROTOCOL, TransitionNotAllowed
+from portal.lib import hooks
 
 S = ProtocolStatus
 # The state machine refuses with its own exception; to the person both mean "not now, not you".
@@ -323,7 +323,7 @@ def protocol_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _can_do(action: str, status: str) -> bool:
-    return status in TRANSITIONS[action]
+    return PROTOCOL.allows(action, status)
 
 
 def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form) -> HttpResponse:
@@ -385,8 +385,9 @@ def _render_detail(request: HttpRequest, standing: Standing, **bound: forms.Form
         "data_flow": protocol_data_flow(protocol),
         "periodic_reports": protocol.periodic_reports.select_related("acknowledged_by"),
         "noncompliance_reports": protocol.noncompliance_reports.select_related("filed_by", "opinion_by"),
-        # What was released under the protocol and how it was anonymised (the jobs' reports).
-        "released_data": deid_reports_for_protocol(protocol),
+        # What was released under the protocol and how it was anonymised (the jobs' reports,
+        # portal.deid).
+        "released_data": hooks.joined("protocol_released_data", protocol=protocol),
         "can_edit": amendment_drafting,
         "can_submit": amendment_drafting,
         "can_withdraw": applicant and _can_do("withdraw", status),

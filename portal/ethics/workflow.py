@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from portal.ethics.models import END_STATES, Protocol
 from portal.ethics.models import ProtocolStatus as S
+from portal.lib.workflow import TransitionRefused, Workflow
+from portal.lib.workflow import transition as move
 
 
 class EthicsRefused(Exception):
     """The acting user may not do this, or the protocol is not in a state that allows it."""
 
 
-class TransitionNotAllowed(EthicsRefused):
-    """The protocol is not in a state from which this action may be taken."""
+class TransitionNotAllowed(TransitionRefused, EthicsRefused):
+    """The engine's refusal, in the ethics family: callers catching ``EthicsRefused`` (409) see it too."""
 
 
 # action -> {from state: to state}
@@ -50,20 +52,15 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "withdraw": {S.DRAFT: S.WITHDRAWN, S.RETURNED: S.WITHDRAWN, S.DEFERRED: S.WITHDRAWN},
 }
 
-ALL_EDGES: frozenset[tuple[str, str, str]] = frozenset(
-    (action, source, target) for action, edges in TRANSITIONS.items() for source, target in edges.items()
+PROTOCOL = Workflow(
+    "ethics.protocol", S, TRANSITIONS, refusal=TransitionNotAllowed,
+    refusal_message=_("This cannot be done while the protocol is “%(current)s”; it must be %(allowed)s."),
 )
+ALL_EDGES: frozenset[tuple[str, str, str]] = PROTOCOL.edges
 
 
 def target_state(action: str, current: str) -> str:
-    edges = TRANSITIONS[action]
-    if current not in edges:
-        allowed = ", ".join(str(S(state).label) for state in edges)
-        raise TransitionNotAllowed(
-            _("This cannot be done while the protocol is “%(current)s”; it must be %(allowed)s.")
-            % {"current": S(current).label, "allowed": allowed}
-        )
-    return edges[current]
+    return PROTOCOL.target(action, current)
 
 
 def transition(protocol: Protocol, action: str, **changes: Any) -> tuple[str, str]:
@@ -72,14 +69,11 @@ def transition(protocol: Protocol, action: str, **changes: Any) -> tuple[str, st
     ``changes`` are further fields saved with the new state (the report that ends the research);
     entering an end state stamps ``ended_at``, as the table's constraint requires.
     """
-    source = protocol.status
-    target = target_state(action, source)
-    protocol.status = target
+    target = PROTOCOL.target(action, protocol.status)  # refuse before touching any field
     for name, value in changes.items():
         setattr(protocol, name, value)
-    fields = ["status", "updated_at", *changes]
+    fields = [*changes]
     if target in END_STATES:
         protocol.ended_at = timezone.now()
         fields.append("ended_at")
-    protocol.save(update_fields=fields)
-    return source, target
+    return move(protocol, PROTOCOL, action, extra_fields=fields)

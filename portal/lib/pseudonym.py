@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from portal.deid import keys
+from portal.anonymiser import keys
 
 PSEUDONYM_LENGTH = 32
 PSEUDONYM_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -33,7 +33,7 @@ def normalise_identifier(value: str) -> str:
 def subject_pseudonym(*, institution_code: str, patient_id: str) -> str:
     """The society-common pseudonym of one patient of one institution (32 lower-case hex digits).
 
-    The same function as the de-identification service's (``portal.deid.keys.Keys.pseudonym``)
+    The same function as the de-identification service's (``portal.anonymiser.keys.Keys.pseudonym``)
     under the portal's key, so that requests and images agree.
     """
     if not normalise_identifier(patient_id):

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from portal.core.vocabulary import Modality
+from portal.lib.constraints import paired
 from portal.societies.models import Society
 
 
@@ -85,6 +86,7 @@ class LinkageApproval(models.Model):
         verbose_name = _("linkage approval")
         verbose_name_plural = _("linkage approvals")
         ordering = ["-granted_at"]
+        constraints = [paired("revoked_at", "revoked_by", name="linkage_approval_revocation_paired")]
 
     def __str__(self) -> str:
         return f"{self.user} until {self.valid_until}"

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from portal.accounts.models import User
 from portal.accounts.roles import Role, has_mfa, has_role
 from portal.audit.services import audit_record
+from portal.datasets.models import DatasetRelease, ReleaseFile
 from portal.linkage.models import LinkageApproval, LinkageRecord
 from portal.linkage.selectors import (
     DEFAULT_PAGE_SIZE,
@@ -35,6 +36,7 @@ from portal.linkage.selectors import (
     linkage_match_all,
 )
 from portal.notifications.services import notification_send
+from portal.optout import selectors as optout_selectors
 from portal.societies.models import Society
 
 INDEX_BATCH_SIZE = 5000
@@ -50,10 +52,7 @@ class LinkageNotApproved(PermissionDenied):
 
 
 def _excluded_pseudonyms(dataset: Any) -> set[str]:
-    # Imported here: the optout app reads datasets, which call this module.
-    from portal.optout.selectors import excluded_pseudonyms
-
-    return set(excluded_pseudonyms(dataset=dataset))
+    return set(optout_selectors.excluded_pseudonyms(dataset=dataset))
 
 
 def linkage_index_release(*, release: Any) -> int:
@@ -63,8 +62,6 @@ def linkage_index_release(*, release: Any) -> int:
     and annotation files are not indexed, nor are subjects who opted out of this dataset. Returns
     the number of rows written.
     """
-    from portal.datasets.models import DatasetRelease, ReleaseFile
-
     dataset = release.dataset
     with transaction.atomic():
         LinkageRecord.objects.filter(dataset=dataset).delete()
@@ -119,6 +116,18 @@ def linkage_forget_subject(*, pseudonym: str, datasets: Iterable[Any] | None = N
         rows = rows.filter(dataset__in=datasets)
     deleted, _per_model = rows.delete()
     return deleted
+
+
+# The hooks of the lower apps (registered in LinkageConfig.ready): a release built or withdrawn
+# rebuilds its dataset's index; an opt-out removes the subject from it.
+
+
+def on_release_changed(*, release: Any, **_: Any) -> int:
+    return linkage_index_release(release=release)
+
+
+def on_optout_subject_forget(*, pseudonym: str, datasets: Iterable[Any] | None = None) -> int:
+    return linkage_forget_subject(pseudonym=pseudonym, datasets=datasets)
 
 
 # --- Approvals ------------------------------------------------------------------------------------

@@ -9,6 +9,16 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from portal.lib.constraints import status_in_choices
+
+
+class MailStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be sent")
+    SENDING = "sending", _("Being sent")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Not sent yet (will be retried)")
+    NO_ADDRESS = "no_address", _("No e-mail address")
+
 
 class Notification(models.Model):
     """One message to one person. The inbox row is the record; the e-mail is a copy of it.
@@ -18,12 +28,7 @@ class Notification(models.Model):
     ``sent`` only after the mail server accepted the message.
     """
 
-    class MailStatus(models.TextChoices):
-        PENDING = "pending", _("Waiting to be sent")
-        SENDING = "sending", _("Being sent")
-        SENT = "sent", _("Sent")
-        FAILED = "failed", _("Not sent yet (will be retried)")
-        NO_ADDRESS = "no_address", _("No e-mail address")
+    MailStatus = MailStatus
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications",
@@ -76,6 +81,7 @@ class Notification(models.Model):
                 | (Q(url__startswith="/") & ~Q(url__startswith="//") & ~Q(url__startswith="/\\")),
                 name="notification_url_is_a_path",
             ),
+            status_in_choices(MailStatus, name="notification_mail_status_valid", field="mail_status"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from portal.ethics.fields import with_titles
+from portal.ethics.models import Protocol
 from portal.optout.models import OptOutNoticeVersion
 
 
@@ -68,9 +70,6 @@ LEAD_PARAGRAPH = _(
 
 def research_title(protocol_id: int | None) -> str:
     """The research title (研究の名称, item ①) as the protocol gives it: the newest submitted version's."""
-    from portal.ethics.fields import with_titles
-    from portal.ethics.models import Protocol
-
     if protocol_id is None:
         return ""
     return with_titles(Protocol.objects.filter(pk=protocol_id)).values_list("title", flat=True).first() or ""

@@ -23,14 +23,18 @@ from django.utils.translation import gettext_lazy as _
 from portal.accounts.models import Organization
 from portal.core.vocabulary import Modality
 from portal.ethics.models import Protocol
+from portal.lib.constraints import status_in_choices, when_status
 from portal.societies.models import Society
 
 
+class OptOutNoticeStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
 class OptOutNotice(models.Model):
-    class Status(models.TextChoices):
-        DRAFT = "draft", _("Draft")
-        PUBLISHED = "published", _("Published")
-        WITHDRAWN = "withdrawn", _("Withdrawn")
+    Status = OptOutNoticeStatus
 
     society = models.ForeignKey(
         Society, on_delete=models.PROTECT, related_name="optout_notices", verbose_name=_("society")
@@ -72,18 +76,28 @@ class OptOutNotice(models.Model):
         verbose_name = _("opt-out notice")
         verbose_name_plural = _("opt-out notices")
         ordering = ["society_id", "-id"]
+        constraints = [
+            status_in_choices(OptOutNoticeStatus, name="optout_notice_status_valid"),
+            when_status([OptOutNoticeStatus.PUBLISHED], Q(first_published_at__isnull=False),
+                        name="optout_notice_published_has_first_published_at"),
+            when_status([OptOutNoticeStatus.WITHDRAWN], Q(withdrawn_at__isnull=False) & ~Q(withdrawal_reason=""),
+                        name="optout_notice_withdrawn_has_withdrawal"),
+        ]
 
     def __str__(self) -> str:
         return self.reference
 
 
+class OptOutNoticeVersionStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    SUPERSEDED = "superseded", _("Superseded")
+
+
 class OptOutNoticeVersion(models.Model):
     """What one version of a notice tells the public: every item of guideline 第8の6 (REGULATION.md a3)."""
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", _("Draft")
-        PUBLISHED = "published", _("Published")
-        SUPERSEDED = "superseded", _("Superseded")
+    Status = OptOutNoticeVersionStatus
 
     # The items the public must be told, in the guideline's order: (field, required).
     ITEMS = (
@@ -176,6 +190,10 @@ class OptOutNoticeVersion(models.Model):
                 condition=Q(status="published"),
                 name="optout_notice_one_published",
             ),
+            status_in_choices(OptOutNoticeVersionStatus, name="optout_notice_version_status_valid"),
+            # A superseded version was published before it was superseded.
+            when_status([OptOutNoticeVersionStatus.PUBLISHED, OptOutNoticeVersionStatus.SUPERSEDED],
+                        Q(published_at__isnull=False), name="optout_notice_version_published_has_published_at"),
         ]
 
     def __str__(self) -> str:
@@ -206,6 +224,12 @@ class OptOutNoticeVersion(models.Model):
         return self.text("title")
 
 
+class OptOutRequestStatus(models.TextChoices):
+    OPEN = "open", pgettext_lazy("opt-out request", "Open")
+    AWAITING_DELETION = "awaiting_deletion", _("Awaiting deletion by data holders")
+    CLOSED = "closed", pgettext_lazy("opt-out request", "Closed")
+
+
 class OptOutRequest(models.Model):
     class Channel(models.TextChoices):
         COUNTER = "counter", _("In person at a counter")
@@ -229,10 +253,7 @@ class OptOutRequest(models.Model):
         DELETE = "delete", _("Data deleted")
         CANNOT_STOP = "cannot_stop", _("Cannot be stopped")
 
-    class Status(models.TextChoices):
-        OPEN = "open", pgettext_lazy("opt-out request", "Open")
-        AWAITING_DELETION = "awaiting_deletion", _("Awaiting deletion by data holders")
-        CLOSED = "closed", pgettext_lazy("opt-out request", "Closed")
+    Status = OptOutRequestStatus
 
     reference = models.CharField(_("receipt number"), max_length=30, unique=True)
     society = models.ForeignKey(
@@ -279,6 +300,7 @@ class OptOutRequest(models.Model):
         verbose_name = _("opt-out request")
         verbose_name_plural = _("opt-out requests")
         ordering = ["-received_at", "-id"]
+        constraints = [status_in_choices(OptOutRequestStatus, name="optout_request_status_valid")]
 
     def __str__(self) -> str:
         return self.reference
@@ -291,12 +313,15 @@ class OptOutRequest(models.Model):
         return [str(Modality(m).label) for m in self.modalities if m in Modality.values]
 
 
+class DeletionConfirmationStatus(models.TextChoices):
+    PENDING = "pending", _("Awaiting confirmation")
+    CONFIRMED = "confirmed", _("Deletion confirmed")
+
+
 class DeletionConfirmation(models.Model):
     """A grant holder told of an opt-out in a release they hold, until they confirm deletion."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Awaiting confirmation")
-        CONFIRMED = "confirmed", _("Deletion confirmed")
+    Status = DeletionConfirmationStatus
 
     request = models.ForeignKey(
         OptOutRequest, on_delete=models.PROTECT, related_name="deletions", verbose_name=_("opt-out request")
@@ -326,7 +351,10 @@ class DeletionConfirmation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["request", "release", "grant", "holder"], name="deletion_confirmation_unique"
-            )
+            ),
+            status_in_choices(DeletionConfirmationStatus, name="deletion_confirmation_status_valid"),
+            when_status([DeletionConfirmationStatus.CONFIRMED], Q(confirmed_at__isnull=False),
+                        name="deletion_confirmation_confirmed_has_confirmed_at"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import ExtractYear
+from django.urls import NoReverseMatch, reverse
 
 from portal.accounts.models import User
 from portal.accounts.roles import Role, has_role
@@ -178,6 +179,26 @@ def published_notices_for(dataset: Dataset) -> QuerySet[OptOutNotice]:
 
 def dataset_has_published_notice(dataset: Dataset) -> bool:
     return published_notices_for(dataset).exists()
+
+
+def notice_public_url(notice: OptOutNotice) -> str:
+    """The public page of an opt-out notice (``optout_public:detail``)."""
+    try:
+        return reverse("optout_public:detail", args=[notice.reference])
+    except NoReverseMatch:
+        # The public notice pages are mounted at /optout/.
+        return f"/optout/{notice.reference}/"
+
+
+def dataset_public_notices(*, dataset: Dataset) -> list[tuple[OptOutNotice, str]]:
+    """The published notices covering ``dataset``, newest first, each with its public page: what the
+    dataset's catalogue page and API show (the ``dataset_public_notices`` hook)."""
+    notices = (
+        OptOutNotice.objects.filter(status=OptOutNotice.Status.PUBLISHED, datasets=dataset)
+        .select_related("current_version")
+        .order_by("-first_published_at", "-id")
+    )
+    return [(notice, notice_public_url(notice)) for notice in notices]
 
 
 def public_notice(reference: str) -> OptOutNotice | None:

@@ -22,20 +22,21 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from portal.access.selectors import active_grants_holding
 from portal.accounts.models import Organization, User
 from portal.audit.services import audit_record
 from portal.core.vocabulary import Modality
 from portal.datasets.models import Dataset
 from portal.ethics.models import Protocol
 from portal.ethics.selectors import protocol_data_flow
+from portal.lib import hooks
 from portal.lib.numbering import create_numbered
 from portal.lib.pseudonym import subject_pseudonym
-from portal.linkage.services import linkage_forget_subject
+from portal.lib.workflow import transition
 from portal.optout import notifications
 from portal.optout.items import NOTICE_ITEMS, REQUIRED_KEYS, VERSION_FIELDS
 from portal.optout.models import (
@@ -51,7 +52,13 @@ from portal.optout.selectors import (
     may_manage_notices,
     releases_holding,
 )
-from portal.optout.workflow import OptOutRefused, notice_transition, request_transition
+from portal.optout.workflow import (
+    DELETION_CONFIRMATION,
+    NOTICE_VERSION,
+    OptOutRefused,
+    notice_transition,
+    request_transition,
+)
 from portal.societies.models import Society
 
 M = TypeVar("M", bound=models.Model)
@@ -229,11 +236,11 @@ def optout_notice_publish(*, notice: OptOutNotice, by: User) -> OptOutNoticeVers
         previous = notice.current_version_id
         source, _target = notice_transition(notice, "publish")
         if previous is not None:
-            OptOutNoticeVersion.objects.filter(pk=previous).update(status=OptOutNoticeVersion.Status.SUPERSEDED)
-        version.status = OptOutNoticeVersion.Status.PUBLISHED
+            # Status only: the guard on the model keeps the superseded text as it was.
+            transition(OptOutNoticeVersion.objects.select_for_update().get(pk=previous), NOTICE_VERSION, "supersede")
         version.published_at = now
         version.published_by = by
-        version.save(update_fields=["status", "published_at", "published_by"])
+        transition(version, NOTICE_VERSION, "publish", extra_fields=["published_at", "published_by"])
         notice.current_version = version
         notice.first_published_at = notice.first_published_at or now
         notice.save(update_fields=["status", "current_version", "first_published_at"])
@@ -350,8 +357,8 @@ def optout_request_record(
         in_scope = datasets_in_scope(request)
         releases = list(releases_holding(pseudonym=pseudonym, datasets=in_scope))
         request.affected_releases.set(releases)
-        # The subject leaves the linkage index at once; rebuilds leave them out too.
-        forgotten = linkage_forget_subject(pseudonym=pseudonym, datasets=in_scope)
+        # The subject leaves the linkage index (portal.linkage) at once; rebuilds leave them out too.
+        forgotten = sum(hooks.run("optout_subject_forget", pseudonym=pseudonym, datasets=in_scope))
         confirmations = 0
         if extent == OptOutRequest.Extent.DELETE_PROVIDED and releases:
             confirmations = _ask_holders_to_delete(request, releases)
@@ -363,11 +370,10 @@ def optout_request_record(
             "modalities": modalities, "affected_releases": sorted(str(r) for r in releases),
             "deletion_confirmations": confirmations, "linkage_records_removed": forgotten,
         })
-        # Hosted AI models trained or evaluated on these releases: a notice on their cards, admins told.
-        from portal.ai.services import provenance_subjects_opted_out
-
-        provenance_subjects_opted_out(
-            releases=releases, reference=request.reference,
+        # Hosted AI models trained or evaluated on these releases: a notice on their cards, admins
+        # told (portal.ai).
+        hooks.run(
+            "optout_request_recorded", releases=releases, reference=request.reference,
             counts={release.pk: release.subject_files for release in releases}, by=by,
         )
     return request
@@ -378,7 +384,9 @@ def _ask_holders_to_delete(request: OptOutRequest, releases: list[Any]) -> int:
     now = timezone.now()
     rows: list[DeletionConfirmation] = []
     per_holder: dict[int, tuple[User, set[str]]] = {}
-    grants = active_grants_holding(by_release).prefetch_related("users", "releases")
+    # The access app, above this one, knows who holds the releases.
+    grants = hooks.joined("release_holders", release_ids=list(by_release))
+    prefetch_related_objects(grants, "users", "releases")
     for grant in grants:
         held = [r for r in grant.releases.all() if r.pk in by_release]
         for user in grant.users.all():
@@ -408,10 +416,9 @@ def optout_deletion_confirm(*, confirmation: DeletionConfirmation, note: str, by
         )
         if confirmation.status != DeletionConfirmation.Status.PENDING:
             raise OptOutRefused(_("This deletion was confirmed already."))
-        confirmation.status = DeletionConfirmation.Status.CONFIRMED
         confirmation.confirmed_at = timezone.now()
         confirmation.confirmation_note = note.strip()
-        confirmation.save(update_fields=["status", "confirmed_at", "confirmation_note"])
+        transition(confirmation, DELETION_CONFIRMATION, "confirm", extra_fields=["confirmed_at", "confirmation_note"])
         pending = request.deletions.filter(status=DeletionConfirmation.Status.PENDING).exists()
         if not pending and request.status == OptOutRequest.Status.AWAITING_DELETION:
             request_transition(request, "deletions_confirmed")

@@ -7,21 +7,28 @@ still to confirm deletion it waits in ``awaiting_deletion``.
 
 from __future__ import annotations
 
-from django.db import models
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
-from portal.optout.models import OptOutNotice, OptOutRequest
+from portal.lib.workflow import TransitionRefused, Workflow
+from portal.lib.workflow import transition as move
+from portal.optout.models import (
+    DeletionConfirmationStatus,
+    OptOutNotice,
+    OptOutNoticeVersionStatus,
+    OptOutRequest,
+)
 
 N = OptOutNotice.Status
 R = OptOutRequest.Status
+V = OptOutNoticeVersionStatus
 
 
 class OptOutRefused(Exception):
     """The acting user may not do this, or the notice or request is not in a state that allows it."""
 
 
-class TransitionNotAllowed(OptOutRefused):
-    """The object is not in a state from which this action may be taken."""
+class TransitionNotAllowed(TransitionRefused, OptOutRefused):
+    """The engine's refusal, in the opt-out family: callers catching ``OptOutRefused`` (409) see it too."""
 
 
 # action -> {from state: to state}
@@ -39,27 +46,24 @@ REQUEST_TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 
-def _target(table: dict[str, dict[str, str]], choices: type[models.TextChoices], action: str, current: str) -> str:
-    edges = table[action]
-    if current not in edges:
-        allowed = ", ".join(str(choices(state).label) for state in edges)
-        raise TransitionNotAllowed(
-            _("This cannot be done while it is “%(current)s”; it must be %(allowed)s.")
-            % {"current": choices(current).label, "allowed": allowed}
-        )
-    return edges[current]
+_MESSAGE = _("This cannot be done while it is “%(current)s”; it must be %(allowed)s.")
+NOTICE = Workflow("optout.notice", N, NOTICE_TRANSITIONS, refusal=TransitionNotAllowed, refusal_message=_MESSAGE)
+REQUEST = Workflow("optout.request", R, REQUEST_TRANSITIONS, refusal=TransitionNotAllowed, refusal_message=_MESSAGE)
+# A draft version is published with its notice and superseded when the next one is published.
+NOTICE_VERSION = Workflow("optout.notice_version", V, {
+    "publish": {V.DRAFT: V.PUBLISHED},
+    "supersede": {V.PUBLISHED: V.SUPERSEDED},
+}, refusal=TransitionNotAllowed, refusal_message=_MESSAGE)
+D = DeletionConfirmationStatus
+DELETION_CONFIRMATION = Workflow("optout.deletion_confirmation", D, {"confirm": {D.PENDING: D.CONFIRMED}},
+                                 refusal=TransitionNotAllowed, refusal_message=_MESSAGE)
 
 
 def notice_transition(notice: OptOutNotice, action: str) -> tuple[str, str]:
     """Move a notice (locked by the caller) along ``action``; the caller saves it."""
-    source = notice.status
-    notice.status = _target(NOTICE_TRANSITIONS, N, action, source)
-    return source, notice.status
+    return move(notice, NOTICE, action, save=False)
 
 
 def request_transition(request: OptOutRequest, action: str) -> tuple[str, str]:
     """Move a request (locked by the caller) along ``action`` and save its status."""
-    source = request.status
-    request.status = _target(REQUEST_TRANSITIONS, R, action, source)
-    request.save(update_fields=["status"])
-    return source, request.status
+    return move(request, REQUEST, action)

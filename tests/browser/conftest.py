@@ -89,7 +89,7 @@ def open_page(browser: Any) -> Iterator[Any]:
 
 def sign_in(page: Any, live_server: Any, email: str, totp: bool = False) -> None:
     """Sign in through the login form (and the second-factor form with the tests' TOTP secret)."""
-    from portal.core.demo import totp_code
+    from portal.demo.seed import totp_code
     from tests.factories import TEST_PASSWORD, TOTP_SECRET
 
     page.goto(f"{live_server.url}/accounts/login/")

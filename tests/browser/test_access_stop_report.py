@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from portal.access.models import Grant, UsageReport
-from portal.access.services.reports import provision_record_create, usage_reports_schedule
+from portal.access.services.records import provision_record_create, usage_reports_schedule
 from tests.browser.conftest import sign_in
 from tests.factories import (
     OrganizationMembershipFactory,

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from portal.core.demo import demo_totp_secret, totp_code
+from portal.demo.seed import demo_totp_secret, totp_code
 from tests.browser.conftest import open_menu
 
 pytestmark = [pytest.mark.browser]

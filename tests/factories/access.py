@@ -66,8 +66,10 @@ def granted_request(users, releases, *, society=None, days: int = 365) -> tuple[
             access_request=request, user=user, role="principal" if index == 0 else "co_investigator",
             ethics_training=True, ethics_training_date=timezone.localdate(),
         )
+    reviewer = UserFactory()
     SocietyReview.objects.create(
-        access_request=request, society=society, status=SocietyReview.Status.APPROVED, decided_at=timezone.now(),
+        access_request=request, society=society, status=SocietyReview.Status.APPROVED,
+        screened_by=reviewer, screened_at=timezone.now(), decided_by=reviewer, decided_at=timezone.now(),
     )
     version = agreement_version(society)
     SignedAgreement.objects.create(

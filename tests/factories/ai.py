@@ -60,6 +60,7 @@ def published_version(model: AIModel | None = None, *, kind: str = "endoscopy-or
         "artefact_size": len(trained.onnx), "input_name": trained.input_name,
         "output_name": trained.output_name, "opset": trained.opset,
         "published_at": timezone.now() if status != ModelVersion.Status.DRAFT else None,
+        "retired_at": timezone.now() if status == ModelVersion.Status.RETIRED else None,
     }
     fields.update(overrides)
     return ModelVersion.objects.create(**fields)

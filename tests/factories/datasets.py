@@ -40,6 +40,13 @@ class DatasetFactory(DjangoModelFactory):
     legal_status = "pseudonymised"
     access_tier = "controlled"
     status = DatasetStatus.DRAFT
+    # What the database requires of each state (``dataset_published_has_published_at``,
+    # ``dataset_withdrawn_has_withdrawal``); a test may still pass its own.
+    published_at = factory.LazyAttribute(lambda o: timezone.now() if o.status == DatasetStatus.PUBLISHED else None)
+    withdrawn_at = factory.LazyAttribute(lambda o: timezone.now() if o.status == DatasetStatus.WITHDRAWN else None)
+    withdrawal_reason = factory.LazyAttribute(
+        lambda o: "試験のため取下げ" if o.status == DatasetStatus.WITHDRAWN else ""
+    )
     protocol = factory.LazyFunction(permitted_protocol)
 
 

@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from portal.access.links import LinkRefused, link_issue
 from portal.access.models import Grant, GrantAmendment, ProvisionRecord, RequestUser, UsageReport
+from portal.access.selectors import active_grants
 from portal.access.services.amendments import (
     expiry_for,
     grant_amendment_decide,
     grant_amendment_request,
     last_day_of,
 )
-from portal.access.services.grants import PERMISSION, _perms_assign
-from portal.access.services.reports import (
+from portal.access.services.records import (
     add_years,
     provision_record_create,
     usage_reports_schedule,
@@ -42,7 +42,6 @@ def world(society, settings, tmp_path) -> World:  # type: ignore[no-untyped-def]
     grant = w.grant
     grant.expires_at = expiry_for(grant.access_request.period_end)
     grant.save(update_fields=["expires_at"])
-    _perms_assign(grant)
     provision_record_create(grant=grant)
     usage_reports_schedule(grant=grant)
     return w
@@ -53,8 +52,9 @@ def _english_pages(client):  # type: ignore[no-untyped-def]
     client.cookies["django_language"] = "en"
 
 
-def _fresh(user) -> User:  # type: ignore[no-untyped-def]
-    return User.objects.get(pk=user.pk)  # no cached permissions
+def _may_download(user, release) -> bool:  # type: ignore[no-untyped-def]
+    """What the grants in force give, read live (nothing is stored beside them)."""
+    return active_grants().filter(users=user, releases=release, releases__status="available").exists()
 
 
 def _snapshot(grant: Grant) -> tuple:  # type: ignore[type-arg]
@@ -67,7 +67,7 @@ def _snapshot(grant: Grant) -> tuple:  # type: ignore[type-arg]
         record.provided_until, record.provider_keep_until,
         sorted(UsageReport.objects.filter(grant=grant).values_list("kind", "period_to", "due_on")),
         GrantAmendment.objects.count(),
-        sorted(u.pk for u in User.objects.all() if _fresh(u).has_perm(PERMISSION, grant.releases.first())),
+        sorted(u.pk for u in User.objects.all() if _may_download(u, grant.releases.first())),
     )
 
 
@@ -95,7 +95,8 @@ def test_only_the_applicant_or_principal_investigator_may_ask(world, steward, so
 
 @pytest.mark.parametrize("status", [Grant.Status.REVOKED, Grant.Status.EXPIRED, Grant.Status.ENDED])
 def test_grant_no_longer_in_force_refused(world, status):
-    Grant.objects.filter(pk=world.grant.pk).update(status=status)
+    Grant.objects.filter(pk=world.grant.pk).update(
+        status=status, revoked_at=timezone.now() if status == Grant.Status.REVOKED else None)
     before = _snapshot(world.grant)
     with pytest.raises(ValidationError) as error:
         grant_amendment_request(grant=world.grant, by=world.user, users_to_remove=[world.other], reason="退職")
@@ -210,7 +211,7 @@ def test_one_pending_request_at_a_time(world):
 
 
 def test_removal_takes_effect_at_once(world, mailoutbox, django_capture_on_commit_callbacks):
-    assert _fresh(world.other).has_perm(PERMISSION, world.release)
+    assert _may_download(world.other, world.release)
     link_issue(grant=world.grant, file=world.file, user=world.other)  # works before
     with django_capture_on_commit_callbacks(execute=True):
         amendment = grant_amendment_request(grant=world.grant, by=world.user, users_to_remove=[world.other],
@@ -219,8 +220,8 @@ def test_removal_takes_effect_at_once(world, mailoutbox, django_capture_on_commi
     assert amendment.decided_at is None and amendment.decided_by is None
     assert list(amendment.users_removed.all()) == [world.other]
     assert list(world.grant.users.all()) == [world.user]
-    assert not _fresh(world.other).has_perm(PERMISSION, world.release)
-    assert _fresh(world.user).has_perm(PERMISSION, world.release)
+    assert not _may_download(world.other, world.release)
+    assert _may_download(world.user, world.release)
     assert not RequestUser.objects.filter(access_request=world.grant.access_request, user=world.other).exists()
     event = AuditEvent.objects.get(action="access.grant_users_removed")
     assert event.details == {"amendment": amendment.pk, "users": ["colleague@company.example.jp"]}
@@ -235,11 +236,10 @@ def test_removal_takes_effect_at_once(world, mailoutbox, django_capture_on_commi
 
 
 def test_removal_keeps_permission_another_grant_gives(world):
-    other_grant = active_grant([world.other], [world.release])
-    _perms_assign(other_grant)
+    active_grant([world.other], [world.release])
     grant_amendment_request(grant=world.grant, by=world.user, users_to_remove=[world.other], reason="退職")
     assert not world.grant.users.filter(pk=world.other.pk).exists()
-    assert _fresh(world.other).has_perm(PERMISSION, world.release)
+    assert _may_download(world.other, world.release)
 
 
 def test_removal_with_an_extension_leaves_the_extension_pending(world):
@@ -267,7 +267,7 @@ def test_approval_extends_grant_record_reports_and_adds_users(
             grant=world.grant, by=world.user, new_expires_on=new_last,
             users_to_add=[_row(newcomer, date(2026, 4, 1), role="contractor")], reason="解析の延長と委託先の追加")
     assert mailoutbox[-1].to == ["steward@jsp.example.jp"]
-    assert not _fresh(newcomer).has_perm(PERMISSION, world.release)  # waits for the decision
+    assert not _may_download(newcomer, world.release)  # waits for the decision
     assert not world.grant.users.filter(pk=newcomer.pk).exists()
     with django_capture_on_commit_callbacks(execute=True):
         decided = grant_amendment_decide(amendment=amendment, approve=True, reasons="承認します", by=steward)
@@ -287,7 +287,7 @@ def test_approval_extends_grant_record_reports_and_adds_users(
         ("end_of_use", new_last + timedelta(days=1), new_last + timedelta(days=1), "due"),
     ]
     assert set(grant.users.values_list("pk", flat=True)) == {world.user.pk, world.other.pk, newcomer.pk}
-    assert _fresh(newcomer).has_perm(PERMISSION, world.release)
+    assert _may_download(newcomer, world.release)
     named = RequestUser.objects.get(access_request=grant.access_request, user=newcomer)
     assert (named.role, named.ethics_training, named.ethics_training_date) == ("contractor", True, date(2026, 4, 1))
     link_issue(grant=grant, file=world.file, user=newcomer)
@@ -331,7 +331,7 @@ def test_decision_refusals_change_nothing(world, steward):
     assert _snapshot(world.grant) == before
     assert GrantAmendment.objects.get(pk=amendment.pk).status == GrantAmendment.Status.SUBMITTED
     # The grant revoked meanwhile: it can no longer be approved.
-    Grant.objects.filter(pk=world.grant.pk).update(status=Grant.Status.REVOKED)
+    Grant.objects.filter(pk=world.grant.pk).update(status=Grant.Status.REVOKED, revoked_at=timezone.now())
     before = _snapshot(world.grant)
     with pytest.raises(ValidationError) as error:
         grant_amendment_decide(amendment=amendment, approve=True, by=steward)

@@ -193,7 +193,8 @@ def test_paused_grant_warned_ended_ones_not(world):
     Grant.objects.filter(pk=world.grant.pk).update(status=Grant.Status.PAUSED)
     assert len(lapse_warnings_send(**_at(expiry - timedelta(days=90)))) == 1
     for status in (Grant.Status.REVOKED, Grant.Status.EXPIRED, Grant.Status.ENDED):
-        Grant.objects.filter(pk=world.grant.pk).update(status=status)
+        Grant.objects.filter(pk=world.grant.pk).update(
+            status=status, revoked_at=timezone.now() if status == Grant.Status.REVOKED else None)
         assert lapse_warnings_send(**_at(expiry - timedelta(days=60))) == []
     assert LapseWarning.objects.count() == 1
 

@@ -119,7 +119,8 @@ def _lapse_dataset_protocol(world):  # type: ignore[no-untyped-def]
 
 
 def _lapse_notice(world):  # type: ignore[no-untyped-def]
-    OptOutNotice.objects.filter(pk=world.notice.pk).update(status=OptOutNotice.Status.WITHDRAWN)
+    OptOutNotice.objects.filter(pk=world.notice.pk).update(
+        status=OptOutNotice.Status.WITHDRAWN, withdrawn_at=timezone.now(), withdrawal_reason="試験のため取下げ")
 
 
 def _lapse_agreement(world):  # type: ignore[no-untyped-def]
@@ -162,7 +163,8 @@ def test_each_lapse_closes_links_at_once_and_refuses_new_ones(world, client, lap
 
 def test_withdrawn_release_refuses(world, client):
     link = link_issue(grant=world.grant, file=world.file, user=world.user)
-    DatasetRelease.objects.filter(pk=world.release.pk).update(status=DatasetRelease.Status.WITHDRAWN)
+    DatasetRelease.objects.filter(pk=world.release.pk).update(
+        status=DatasetRelease.Status.WITHDRAWN, withdrawn_at=timezone.now(), withdrawal_reason="試験のため取下げ")
     client.force_login(world.user)
     _refused(client, link.token, "grant_unusable")  # its only release: the grant pauses too
 
@@ -171,7 +173,8 @@ def test_withdrawn_release_refuses_while_another_is_available(world, client):
     newer = make_release(world.release.dataset, [FileSpec("c" * 32)])
     world.grant.releases.add(newer)
     link = link_issue(grant=world.grant, file=world.file, user=world.user)
-    DatasetRelease.objects.filter(pk=world.release.pk).update(status=DatasetRelease.Status.WITHDRAWN)
+    DatasetRelease.objects.filter(pk=world.release.pk).update(
+        status=DatasetRelease.Status.WITHDRAWN, withdrawn_at=timezone.now(), withdrawal_reason="試験のため取下げ")
     client.force_login(world.user)
     _refused(client, link.token, "release_withdrawn")
 

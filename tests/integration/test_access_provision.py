@@ -13,7 +13,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from portal.access.models import LegalBasis, ProvisionRecord, RetentionNotEnded
-from portal.access.services.reports import add_years, provision_record_create
+from portal.access.services.records import add_years, provision_record_create
 from portal.audit.models import AuditEvent
 from tests.factories import OrganizationFactory, SocietyMembershipFactory, UserFactory, give_totp
 from tests.factories.access import granted_request
@@ -327,7 +327,9 @@ def test_countersigning_admin_delegates_custody_through_the_page(client, society
                                    period_end=timezone.localdate() + timedelta(days=400))
     request.releases.set([release])
     RequestUser.objects.create(access_request=request, user=request.applicant, role="principal", ethics_training=True)
-    SocietyReview.objects.create(access_request=request, society=society, status="approved", decided_at=timezone.now())
+    reviewer = UserFactory()
+    SocietyReview.objects.create(access_request=request, society=society, status="approved", screened_by=reviewer,
+                                 screened_at=timezone.now(), decided_by=reviewer, decided_at=timezone.now())
     version = agreement_version(society)
     SignedAgreement.objects.create(
         access_request=request, society=society, template_version=version, terms=version.terms(),

@@ -13,10 +13,13 @@ from django.utils import timezone
 
 from portal.access.models import Download, Grant, RequestStatus, UsageReport
 from portal.access.report_tasks import enforce_usage_reports_task
-from portal.access.services.reports import (
+from portal.access.services.records import (
     add_years,
-    institution_after_days,
     provision_record_create,
+    usage_reports_schedule,
+)
+from portal.access.services.reports import (
+    institution_after_days,
     reminder_every_days,
     restrict_after_days,
     usage_report_accept,
@@ -24,7 +27,6 @@ from portal.access.services.reports import (
     usage_report_stop,
     usage_report_submit,
     usage_reports_enforce,
-    usage_reports_schedule,
 )
 from portal.audit.models import AuditEvent
 from tests.factories import (
@@ -338,7 +340,7 @@ def test_a_revoked_grant_owes_only_what_fell_due_while_in_force(setup):
     grant = setup["grant"]
     first, second = UsageReport.objects.filter(grant=grant, kind="annual").order_by("due_on")
     Grant.objects.filter(pk=grant.pk).update(
-        status=Grant.Status.REVOKED, ended_at=timezone.make_aware(
+        status=Grant.Status.REVOKED, revoked_at=timezone.now(), ended_at=timezone.make_aware(
             datetime.combine(first.due_on + timedelta(days=10), time.min)))
     counts = usage_reports_enforce(today=second.due_on + timedelta(days=30))
     assert counts["reminded"] == 1
@@ -522,7 +524,8 @@ def test_annual_report_reattests_the_security_self_assessment_and_the_grant_resu
 
     dataset = setup["release"].dataset
     dataset.status = "published"
-    dataset.save(update_fields=["status"])
+    dataset.published_at = timezone.now()
+    dataset.save(update_fields=["status", "published_at"])
     published_notice(dataset)
     long_ago = timezone.now() - timedelta(days=400)
     SecurityAnswer.objects.bulk_create([

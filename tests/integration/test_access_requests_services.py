@@ -358,6 +358,8 @@ def test_suspended_ethics_protocol_refused(world):
 def test_unpublished_dataset_release_refused(world):
     dataset = world.a.release.dataset
     dataset.status = DatasetStatus.WITHDRAWN
+    dataset.withdrawn_at = timezone.now()
+    dataset.withdrawal_reason = "試験のため取下げ"
     dataset.save()
     request = draft(world)
     with pytest.raises(ValidationError) as caught:

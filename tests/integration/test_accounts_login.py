@@ -8,7 +8,7 @@ from django.contrib.sessions.models import Session
 from django.urls import reverse
 
 from portal.audit.models import AuditEvent
-from portal.core.demo import totp_code
+from portal.demo.seed import totp_code
 from tests.factories import TEST_PASSWORD, TOTP_SECRET, UserFactory
 
 LOGIN_URL = "/accounts/login/"

@@ -77,6 +77,7 @@ def test_revoked_grant_gives_nothing(model, release):
     holder = UserFactory()
     grant = active_grant([holder], [release])
     grant.status = grant.Status.REVOKED
+    grant.revoked_at = timezone.now()
     grant.save()
     assert not may_run(fresh(holder), model)
 
@@ -84,7 +85,8 @@ def test_revoked_grant_gives_nothing(model, release):
 def test_grant_whose_releases_were_all_withdrawn_gives_nothing(model, release):
     holder = UserFactory()
     active_grant([holder], [release])
-    DatasetRelease.objects.filter(pk=release.pk).update(status=DatasetRelease.Status.WITHDRAWN)
+    DatasetRelease.objects.filter(pk=release.pk).update(
+        status=DatasetRelease.Status.WITHDRAWN, withdrawn_at=timezone.now(), withdrawal_reason="試験のため取下げ")
     assert not may_run(fresh(holder), model)
 
 

@@ -390,7 +390,8 @@ def test_revoke_removes_the_permission(runnable, applicant, society_admin, mailo
 
 @pytest.mark.parametrize("status", [R.REJECTED, R.WITHDRAWN, R.REVOKED])
 def test_closed_requests_cannot_be_decided(runnable, applicant, society_admin, status):
-    request = ModelAccessRequest.objects.create(model=runnable, user=applicant, purpose="x", status=status)
+    decided = {} if status == R.WITHDRAWN else {"decided_by": society_admin, "decided_at": timezone.now()}
+    request = ModelAccessRequest.objects.create(model=runnable, user=applicant, purpose="x", status=status, **decided)
     with pytest.raises(workflow.TransitionNotAllowed):
         services.access_request_decide(request=request, approve=True, by=society_admin)
     request.refresh_from_db()

@@ -56,6 +56,7 @@ PARITY = {
     "access:amendment_decide": "api-access-amendment-decide",
     "access:grant_revoke": "api-access-grant-revoke",
     "access:grant_extend": "api-access-grant-extend",
+    "access:grant_training_renew": "api-access-grant-training",
     "access:report_submit": "api-access-report-submit",
     "access:report_confirm": "api-access-report-confirm",
     "access:report_accept": "api-access-report-accept",

@@ -140,7 +140,9 @@ def test_api_dataset_detail_of_withdrawn_is_404(client, catalogue):
 def test_api_release_list_is_public_and_marks_withdrawn(client, catalogue):
     second = make_release(catalogue["wsi"], [FileSpec(A, date(2021, 5, 1))], store=False)
     second.status = DatasetRelease.Status.WITHDRAWN
-    second.save(update_fields=["status"])
+    second.withdrawn_at = timezone.now()
+    second.withdrawal_reason = "試験のため取下げ"
+    second.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
     response = client.get("/api/v1/datasets/gastric-wsi/releases/")
 
@@ -223,7 +225,7 @@ def test_api_manifest_expired_or_revoked_grant_gives_no_pseudonyms(client, catal
     expired = active_grant([applicant], [catalogue["release"]])
     Grant.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     revoked = active_grant([outsider], [catalogue["release"]])
-    Grant.objects.filter(pk=revoked.pk).update(status=Grant.Status.REVOKED)
+    Grant.objects.filter(pk=revoked.pk).update(status=Grant.Status.REVOKED, revoked_at=timezone.now())
 
     for user in (applicant, outsider):
         body = _manifest(client, catalogue["release"], user).json()

@@ -173,7 +173,9 @@ def test_catalogue_row_shows_newest_available_release(client, catalogue):
     second = make_release(wsi, [FileSpec(PSEUDONYM_A, date(2024, 1, 5))], store=False)
     third = make_release(wsi, [FileSpec(PSEUDONYM_B, date(2024, 1, 5))], store=False)
     third.status = DatasetRelease.Status.WITHDRAWN
-    third.save(update_fields=["status"])
+    third.withdrawn_at = timezone.now()
+    third.withdrawal_reason = "試験のため取下げ"
+    third.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
     response = client.get(reverse("catalogue:list"), {"society": "jsp"})
 
@@ -264,8 +266,9 @@ def test_dataset_page_shows_metadata_releases_and_covering_notice(client, catalo
     first = make_release(wsi, [FileSpec(PSEUDONYM_A, date(2021, 5, 1)), FileSpec(PSEUDONYM_B, date(2022, 5, 1))],
                          store=False)
     first.status = DatasetRelease.Status.WITHDRAWN
+    first.withdrawal_reason = "試験のため取下げ"
     first.withdrawn_at = timezone.now()
-    first.save(update_fields=["status", "withdrawn_at"])
+    first.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
     make_release(wsi, [FileSpec(PSEUDONYM_A, date(2021, 5, 1))], store=False)
     notice = published_notice(wsi)
     draft_notice = OptOutNotice.objects.create(
@@ -385,8 +388,9 @@ def test_release_page_of_withdrawn_release_says_withdrawn(client, catalogue):
     wsi = catalogue["wsi"]
     release = make_release(wsi, [FileSpec(PSEUDONYM_A, date(2021, 5, 1))], store=False)
     release.status = DatasetRelease.Status.WITHDRAWN
+    release.withdrawal_reason = "試験のため取下げ"
     release.withdrawn_at = timezone.now()
-    release.save(update_fields=["status", "withdrawn_at"])
+    release.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
     response = client.get(reverse("catalogue:release", args=["gastric-wsi", 1]))
 
@@ -439,5 +443,6 @@ def test_catalogue_counts_come_from_newest_available_release_else_declared(clien
 
 def _withdraw_release(release: DatasetRelease) -> None:
     release.status = DatasetRelease.Status.WITHDRAWN
+    release.withdrawal_reason = "試験のため取下げ"
     release.withdrawn_at = timezone.now()
-    release.save(update_fields=["status", "withdrawn_at"])
+    release.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from portal.datasets.models import Dataset, DatasetRelease, ReleaseFile
 from tests.factories import SocietyFactory, SocietyMembershipFactory, UserFactory, give_totp
@@ -162,6 +162,7 @@ def test_create_refuses_a_society_the_user_does_not_manage(admin_client):
 
 def test_edit_keeps_protocol_fixed_once_published(admin_client, dataset):
     dataset.status = "published"
+    dataset.published_at = timezone.now()
     dataset.save()
     original = dataset.protocol
     data = _form_data(permitted_protocol(), slug="jsp-gastric", title_ja="改題")
@@ -195,6 +196,7 @@ def test_publish_refused_then_allowed(admin_client, dataset):
 
 def test_withdraw_needs_reason_then_withdraws(admin_client, dataset):
     dataset.status = "published"
+    dataset.published_at = timezone.now()
     dataset.save()
     admin_client.post(reverse("datasets:withdraw", args=[dataset.pk]), {"reason": ""})
     dataset.refresh_from_db()

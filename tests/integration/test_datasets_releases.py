@@ -339,7 +339,8 @@ def test_postgresql_triggers_refuse_raw_update_and_delete(storage_root, dataset,
     # Recording the withdrawal is the one change allowed; after it, nothing changes any more.
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE datasets_datasetrelease SET status = 'withdrawn', withdrawal_reason = 'r' WHERE id = %s",
+            "UPDATE datasets_datasetrelease SET status = 'withdrawn', withdrawn_at = now(), withdrawal_reason = 'r' "
+            "WHERE id = %s",
             [release.pk],
         )
     _raw_refused("UPDATE datasets_datasetrelease SET status = 'available' WHERE id = %s", [release.pk],

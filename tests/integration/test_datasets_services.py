@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from portal.audit.models import AuditEvent
 from portal.datasets import services
@@ -201,7 +202,9 @@ def test_dataset_publish_refused_when_notice_was_withdrawn(society, society_admi
     dataset = DatasetFactory(society=society)
     notice = published_notice(dataset)
     notice.status = notice.Status.WITHDRAWN
-    notice.save(update_fields=["status"])
+    notice.withdrawn_at = timezone.now()
+    notice.withdrawal_reason = "試験のため取下げ"
+    notice.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
     _assert_publish_refused(dataset, society_admin, ["No published opt-out notice covers this dataset."])
 
 
@@ -294,7 +297,9 @@ def test_withdrawn_dataset_may_be_published_again_under_the_same_rules(society, 
     services.dataset_publish(dataset=dataset, by=society_admin)
     services.dataset_withdraw(dataset=dataset, reason="一時停止", by=society_admin)
     notice.status = notice.Status.WITHDRAWN
-    notice.save(update_fields=["status"])
+    notice.withdrawn_at = timezone.now()
+    notice.withdrawal_reason = "試験のため取下げ"
+    notice.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
     with pytest.raises(ValidationError):
         services.dataset_publish(dataset=dataset, by=society_admin)

@@ -36,8 +36,9 @@ def _ja(text) -> str:  # type: ignore[no-untyped-def]
 
 def _withdraw(release: DatasetRelease) -> None:
     release.status = DatasetRelease.Status.WITHDRAWN
+    release.withdrawal_reason = "試験のため取下げ"
     release.withdrawn_at = timezone.now()
-    release.save(update_fields=["status", "withdrawn_at"])
+    release.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
 
 def _annotation(release: DatasetRelease, subject: str, study_date: date) -> None:

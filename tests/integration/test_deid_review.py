@@ -14,9 +14,9 @@ from django.core.files.storage import default_storage
 from django.test import TestCase
 from django.urls import reverse
 
+from portal.anonymiser.dicom import Profile, deidentify_dicom
 from portal.audit.models import AuditEvent
 from portal.deid import services
-from portal.deid.dicom import Profile, deidentify_dicom
 from portal.deid.models import DeidFileResult, DeidJob
 from tests.factories import SocietyFactory, SocietyMembershipFactory, UserFactory, give_totp
 from tests.factories.datasets import DatasetFactory

@@ -31,8 +31,9 @@ def rows(dataset=None):  # type: ignore[no-untyped-def]
 
 def withdraw(release):  # type: ignore[no-untyped-def]
     release.status = DatasetRelease.Status.WITHDRAWN
+    release.withdrawal_reason = "試験のため取下げ"
     release.withdrawn_at = timezone.now()
-    release.save(update_fields=["status", "withdrawn_at"])
+    release.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.datasets.models import DatasetStatus
 from portal.ethics.models import ProtocolItem
@@ -96,7 +97,9 @@ def test_withdrawn_release_is_shown_withdrawn_whatever_the_dataset(society):
     dataset = DatasetFactory(society=society, status=DatasetStatus.DRAFT)
     release = make_release(dataset, [FileSpec("a" * 32)], store=False)
     release.status = release.Status.WITHDRAWN
-    release.save(update_fields=["status"])
+    release.withdrawn_at = timezone.now()
+    release.withdrawal_reason = "試験のため取下げ"
+    release.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
 
     assert release.is_provided is False
     assert release.get_shown_status_display() == "Withdrawn"
@@ -129,7 +132,9 @@ def test_grant_page_shows_a_release_of_a_withdrawn_dataset_as_not_provided(clien
     release = make_release(dataset, [FileSpec("a" * 32)], store=False)
     grant = active_grant([applicant], [release])
     dataset.status = DatasetStatus.WITHDRAWN
-    dataset.save(update_fields=["status"])
+    dataset.withdrawn_at = timezone.now()
+    dataset.withdrawal_reason = "試験のため取下げ"
+    dataset.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
     client.force_login(applicant)
 
     body = client.get(reverse("access:grant_detail", args=[grant.pk])).content.decode()

@@ -23,7 +23,7 @@ from pypdf import PdfReader
 from pypdf.generic import ByteStringObject, ContentStream, TextStringObject
 
 from portal.access.provision import provision_pdf
-from portal.access.services.reports import provision_record_create
+from portal.access.services.records import provision_record_create
 from portal.agreements.models import AgreementTemplate, SignedAgreement
 from portal.ethics import services as ethics_services
 from portal.ethics.documents import decision_notice_issue, permission_notice_issue

@@ -218,3 +218,16 @@ def test_env_example_is_a_production_configuration_that_passes_check_deploy(tmp_
     result = _manage("check", "--deploy", "--fail-level", "WARNING", **variables)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_stored_files_go_to_this_test_process_data_folder():
+    # Under pytest-xdist tests/conftest.py gives each worker PORTAL_DATA_DIR/<worker>: the storage,
+    # the settings and the environment that child processes inherit must all name that folder.
+    from django.core.files.storage import default_storage
+
+    data_dir = Path(settings.DATA_DIR)
+    assert Path(os.environ["PORTAL_DATA_DIR"]).resolve() == data_dir
+    assert Path(default_storage.location) == Path(settings.MEDIA_ROOT) == data_dir / "files"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        assert data_dir.name == worker

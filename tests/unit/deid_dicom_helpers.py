@@ -8,8 +8,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from portal.deid.dicom import Profile, deidentify_dicom
-from portal.deid.keys import Keys
+from portal.anonymiser.dicom import Profile, deidentify_dicom
+from portal.anonymiser.keys import Keys
 
 SOP_INSTANCE = "1.2.392.200036.9116.2.6.1.48.1211418863.1225184712.380696"
 STUDY = "1.2.392.200036.9116.2.6.1.48.1211418863.1225183167.375775"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from portal.access.models import AccessRequest, RequestStatus, SocietyReview
 from portal.access.workflow import (
@@ -14,7 +15,7 @@ from portal.access.workflow import (
     transition_request,
     transition_review,
 )
-from tests.factories import OrganizationMembershipFactory, SocietyFactory
+from tests.factories import OrganizationMembershipFactory, SocietyFactory, UserFactory
 from tests.factories.access import AccessRequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,8 +60,12 @@ def test_request_edge_forbidden_names_states_and_changes_nothing(action, source)
 
 
 def _review(status: str) -> SocietyReview:
+    # Screened and decided already, so that every edge passes the database's constraints (a
+    # review past screening names who screened it, a decided one who decided it).
+    reviewer = UserFactory()
     return SocietyReview.objects.create(
-        access_request=_request(RequestStatus.SUBMITTED), society=SocietyFactory(), status=status
+        access_request=_request(RequestStatus.SUBMITTED), society=SocietyFactory(), status=status,
+        screened_by=reviewer, screened_at=timezone.now(), decided_by=reviewer, decided_at=timezone.now(),
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.deid import annex_e
+from portal.anonymiser import annex_e
 
 SHARED = Path("/work/shared/data/dicom-annex-e-table-e1-1.tsv")
 
@@ -109,13 +109,13 @@ def test_safe_private_list_is_empty_for_now():
 def test_core_modules_work_without_django_settings():
     # portal/__init__.py loads Celery (which imports Django); the core itself must need no settings.
     code = (
-        "import io, portal.deid.annex_e, portal.deid.dicom, portal.deid.pixels\n"
+        "import io, portal.anonymiser.annex_e, portal.anonymiser.dicom, portal.anonymiser.pixels\n"
         "from datetime import date\n"
         "from portal.lib.synthetic import synthetic_file\n"
-        "from portal.deid.keys import Keys\n"
+        "from portal.anonymiser.keys import Keys\n"
         "data = synthetic_file('ct', seed=1, study_date=date(2024, 1, 1), subject='P1')[0]\n"
-        "r = portal.deid.dicom.deidentify_dicom(io.BytesIO(data), io.BytesIO(),\n"
-        "    profile=portal.deid.dicom.Profile(institution_code='X'), keys=Keys(b'k'))\n"
+        "r = portal.anonymiser.dicom.deidentify_dicom(io.BytesIO(data), io.BytesIO(),\n"
+        "    profile=portal.anonymiser.dicom.Profile(institution_code='X'), keys=Keys(b'k'))\n"
         "assert r.subject_pseudonym\n"
     )
     env = {"PATH": "/usr/bin:/bin"}

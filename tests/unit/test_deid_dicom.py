@@ -10,7 +10,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from portal.deid.report import DeidError
+from portal.anonymiser.report import DeidError
 from tests.unit.deid_dicom_helpers import (
     KEYS,
     OTHER_KEYS,
@@ -72,7 +72,7 @@ def test_implicit_vr_file_is_handled_the_same():
 
 
 def test_empty_uid_and_dummy_of_every_vr():
-    from portal.deid.dicom import _DUMMIES
+    from portal.anonymiser.dicom import _DUMMIES
 
     ds = base_dataset()
     ds.add_new(0x00400555, "SQ", Sequence([Dataset()]))  # AcquisitionContextSequence X/Z -> Z
@@ -123,7 +123,7 @@ def test_private_attributes_and_creators_are_removed():
 
 
 def test_retain_safe_private_keeps_only_the_safe_list(monkeypatch):
-    from portal.deid import annex_e
+    from portal.anonymiser import annex_e
 
     _, out = run(to_bytes(private_dataset()), options={"SP"})
     assert not [e for e in read(out).iterall() if e.tag.is_private]  # the shipped list is empty
@@ -163,7 +163,7 @@ def test_curves_and_overlays_are_removed():
     ],
 )
 def test_each_option(option, check):
-    from portal.deid.annex_e import OPTION_CODES
+    from portal.anonymiser.annex_e import OPTION_CODES
 
     _, out = run(to_bytes(base_dataset()), options={option})
     ds = read(out)
@@ -240,7 +240,7 @@ def test_japanese_names_in_iso_2022_ir_87():
 
 
 def test_file_paths_are_written_atomically(tmp_path):
-    from portal.deid.dicom import Profile, deidentify_dicom
+    from portal.anonymiser.dicom import Profile, deidentify_dicom
 
     src = tmp_path / "in.dcm"
     src.write_bytes(to_bytes(base_dataset()))
@@ -296,7 +296,7 @@ def test_deflated_transfer_syntax_is_read_whole_and_cleaned():
 
 
 def test_profile_refuses_unsupported_options():
-    from portal.deid.dicom import Profile
+    from portal.anonymiser.dicom import Profile
 
     assert Profile(options=frozenset({"lmd"})).options == frozenset({"LMD"})
     with pytest.raises(ValueError, match="not supported"):

@@ -20,7 +20,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from portal.deid import annex_e
+from portal.anonymiser import annex_e
 from tests.unit.deid_dicom_helpers import base_dataset, run, to_bytes
 
 BINARY = {"OB", "OW", "UN", "OD", "OF", "OL", "OV"}

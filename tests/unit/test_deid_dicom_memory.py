@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pydicom
 
-from portal.deid.dicom import Profile, deidentify_dicom
+from portal.anonymiser.dicom import Profile, deidentify_dicom
 from tests.unit.deid_dicom_helpers import KEYS, base_dataset
 
 FRAME = 512 * 512 * 2

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from portal.deid.dispatch import deidentify_path, detect_kind
-from portal.deid.keys import Keys
-from portal.deid.report import DeidError
+from portal.anonymiser.dispatch import deidentify_path, detect_kind
+from portal.anonymiser.keys import Keys
+from portal.anonymiser.report import DeidError
 from portal.lib.synthetic import synthetic_file
 
 KEYS = Keys(b"unit-test-key")
@@ -116,7 +116,7 @@ def test_dispatch_imports_without_django():
     # ``portal/__init__`` loads Celery (which may load parts of Django); the core must add no more.
     code = (
         "import sys, portal; before = {m for m in sys.modules if m.startswith('django')}; "
-        "import portal.deid.dispatch, portal.deid.report, portal.deid.keys; "
+        "import portal.anonymiser.dispatch, portal.anonymiser.report, portal.anonymiser.keys; "
         "added = {m for m in sys.modules if m.startswith('django')} - before; "
         "assert not added, sorted(added)"
     )

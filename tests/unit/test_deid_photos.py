@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from portal.deid.photos import strip_photo
-from portal.deid.report import DeidError
+from portal.anonymiser.photos import strip_photo
+from portal.anonymiser.report import DeidError
 from portal.lib.synthetic import synthetic_picture
 from tests.unit.test_deid_wsi import ASCII, UNDEFINED, Page, build_tiff, synthetic_svs
 
@@ -341,10 +341,10 @@ def test_core_modules_import_without_django():
     # Django module to that, and work without DJANGO_SETTINGS_MODULE.
     code = (
         "import io, sys, portal; before = {m for m in sys.modules if m.startswith('django')}; "
-        "import portal.deid.photos, portal.deid.wsi, portal.deid.tables; "
+        "import portal.anonymiser.photos, portal.anonymiser.wsi, portal.anonymiser.tables; "
         "after = {m for m in sys.modules if m.startswith('django')}; "
         "from PIL import Image; b = io.BytesIO(); Image.new('RGB', (4, 4)).save(b, 'PNG'); "
-        "portal.deid.photos.strip_photo(io.BytesIO(b.getvalue()), io.BytesIO()); "
+        "portal.anonymiser.photos.strip_photo(io.BytesIO(b.getvalue()), io.BytesIO()); "
         "sys.exit(sorted(after - before) or 0)"
     )
     env = {"PATH": "/usr/bin:/bin"}

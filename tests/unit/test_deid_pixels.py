@@ -9,7 +9,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
-from portal.deid import pixels
+from portal.anonymiser import pixels
 from tests.unit.deid_dicom_helpers import base_dataset, run, to_bytes
 
 

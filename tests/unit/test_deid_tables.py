@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from portal.deid.keys import Keys
-from portal.deid.report import DeidError
-from portal.deid.tables import deidentify_table
+from portal.anonymiser.keys import Keys
+from portal.anonymiser.report import DeidError
+from portal.anonymiser.tables import deidentify_table
 
 KEYS = Keys(b"tests-table-key")
 INSTITUTION = "1310001"

@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 import pytest
 from PIL import Image
 
-from portal.deid.report import DeidError
-from portal.deid.wsi import APERIO_KEEP_FIELDS, TiffReader, clean_aperio_description, strip_wsi
+from portal.anonymiser.report import DeidError
+from portal.anonymiser.wsi import (
+    APERIO_KEEP_FIELDS,
+    TiffReader,
+    clean_aperio_description,
+    strip_wsi,
+)
 
 ASCII, SHORT, LONG, RATIONAL, UNDEFINED, LONG8 = 2, 3, 4, 5, 7, 16
 

@@ -47,8 +47,8 @@ def test_csv_response_is_a_streamed_utf8_attachment():
 DATA_FILE_WRITERS = {
     "portal/lib/csvexport.py",  # the one writer itself
     "portal/access/grant_views.py",  # a release's TSV manifest, read by the download loop
-    "portal/core/demo_datasets.py",  # the demo's import manifests
-    "portal/deid/tables.py",  # the anonymiser's rewritten research tables
+    "portal/demo/datasets.py",  # the demo's import manifests
+    "portal/anonymiser/tables.py",  # the anonymiser's rewritten research tables
 }
 
 

@@ -1,13 +1,13 @@
 """延長・変更申請: after a grant starts, its applicant asks to extend the period of use or to change
 the named users (REGULATION.md (b): 年次利用報告 → 延長/変更申請).
 
-- Removing users takes effect at once (taking access away is always safe): they leave the grant,
-  lose ``datasets.download_release`` unless another grant in force still gives it, and leave the
+- Removing users takes effect at once (taking access away is always safe): they leave the grant
+  (what they may download is read live from the grants in force, ``grant_usability``) and leave the
   application's named users unless another grant of the application still names them.
 - An extension or added users wait for a data steward (or administrator) of the grant's society.
   On approval the grant's expiry and the application's period move, the provision record (提供記録)
-  covers the new period, the usage reports of the new period are scheduled and the new users get
-  their permissions.
+  covers the new period, the usage reports of the new period are scheduled and the new users are
+  named on the grant.
 """
 
 from __future__ import annotations
@@ -30,11 +30,21 @@ from portal.access.models import (
     RequestUser,
     UsageReport,
 )
+from portal.access.selectors import grant_agreement
+from portal.access.services.records import (
+    PROVIDER_RETENTION_YEARS,
+    add_years,
+    provision_record_create,
+    usage_reports_schedule,
+)
+from portal.access.workflow import AMENDMENT
 from portal.accounts.models import User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
-from portal.datasets.models import DatasetRelease
+from portal.lib.workflow import transition
+from portal.notifications.services import notification_send
 from portal.societies.models import SocietyMembership
+from portal.societies.selectors import member_users
 
 MAX_YEARS = 3  # at most three years from the start of the application's period
 _LIVE = (Grant.Status.ACTIVE, Grant.Status.PAUSED)
@@ -75,22 +85,14 @@ def may_decide(user: User | object, grant: Grant) -> bool:
     ).exists()
 
 
-def _start_of_period(grant: Grant) -> date:
+def grant_period_start(grant: Grant) -> date:
     request = grant.access_request
     if request is not None and request.period_start is not None:
         return request.period_start
     return timezone.localdate(grant.starts_at)
 
 
-def _add_years(day: date, years: int) -> date:
-    from portal.access.services.reports import add_years
-
-    return add_years(day, years)
-
-
 def _extension_problem(grant: Grant, new_last_day: date) -> str | None:
-    from portal.access.selectors import grant_agreement
-
     if expiry_for(new_last_day) <= grant.expires_at:
         return _("The new last day must be later than the current one (%(date)s).") % {
             "date": last_day_of(grant).isoformat()}
@@ -99,7 +101,7 @@ def _extension_problem(grant: Grant, new_last_day: date) -> str | None:
         return _("The grant has no countersigned agreement to extend.")
     if (agreement.terms or {}).get("extension_allowed") is False:
         return _("The society's agreement does not allow the period of use to be extended.")
-    limit = _add_years(_start_of_period(grant), MAX_YEARS)
+    limit = add_years(grant_period_start(grant), MAX_YEARS)
     if new_last_day > limit:
         return _("The period of use may not go beyond %(date)s (%(years)s years from its start).") % {
             "date": limit.isoformat(), "years": MAX_YEARS}
@@ -149,19 +151,9 @@ def _clean_additions(grant: Grant, rows: Iterable[Mapping[str, Any]]) -> tuple[l
 
 
 def _remove_user(grant: Grant, user: User) -> None:
-    """Take ``user`` off the grant now, with their permissions (unless another grant in force gives
-    them) and their place among the application's named users (unless another grant names them)."""
-    from guardian.shortcuts import remove_perm
-
-    from portal.access.services.grants import PERMISSION
-
+    """Take ``user`` off the grant now, and off the application's named users (unless another
+    grant names them)."""
     grant.users.remove(user)
-    for release in grant.releases.all():
-        still_held = Grant.objects.filter(
-            status=Grant.Status.ACTIVE, users=user, releases=release, expires_at__gt=timezone.now()
-        ).exclude(pk=grant.pk).exists()
-        if not still_held:
-            remove_perm(PERMISSION, user, release)
     if grant.access_request_id is not None:
         named_elsewhere = Grant.objects.filter(
             access_request_id=grant.access_request_id, status__in=_LIVE, users=user
@@ -171,9 +163,6 @@ def _remove_user(grant: Grant, user: User) -> None:
 
 
 def _notify(amendment: GrantAmendment, subject: str, detail: str, *, to_stewards: bool = False) -> None:
-    from portal.access.notifications import _send
-    from portal.societies.selectors import member_users
-
     grant = amendment.grant
     request = grant.access_request
     body = "\n\n".join(x for x in [f"{grant.reference} {request.title if request else ''}".strip(), detail] if x)
@@ -181,7 +170,8 @@ def _notify(amendment: GrantAmendment, subject: str, detail: str, *, to_stewards
         recipients = member_users(grant.society_id, SocietyMembership.Role.STEWARD)
     else:
         recipients = [request.applicant, request.principal_investigator] if request else []
-    _send(subject, body, recipients, f"/access/amendments/{amendment.pk}/")
+    notification_send(recipients=recipients, area=_("Data access"), subject=subject, body=body,
+                      url=f"/access/amendments/{amendment.pk}/")
 
 
 # --- services ------------------------------------------------------------------------------------
@@ -288,11 +278,11 @@ def grant_amendment_decide(*, amendment: GrantAmendment, approve: bool, reasons:
         details: dict[str, Any] = {"grant": grant.reference, "reasons": reasons}
         if approve:
             _apply(locked, grant, details)
-        locked.status = GrantAmendment.Status.APPROVED if approve else GrantAmendment.Status.REJECTED
         locked.decided_by = by
         locked.decided_at = timezone.now()
         locked.decision_reasons = reasons
-        locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reasons"])
+        transition(locked, AMENDMENT, "approve" if approve else "reject",
+                   extra_fields=["decided_by", "decided_at", "decision_reasons"])
         audit_record(action="access.amendment_approved" if approve else "access.amendment_rejected",
                      actor=by, target=locked, details=details)
         if approve:
@@ -306,15 +296,6 @@ def grant_amendment_decide(*, amendment: GrantAmendment, approve: bool, reasons:
 def _apply(amendment: GrantAmendment, grant: Grant, details: dict[str, Any]) -> None:
     """Carry out an approved amendment on the (locked) grant; refuses, changing nothing, when the
     grant is no longer in force or an extension no longer holds."""
-    from guardian.shortcuts import assign_perm
-
-    from portal.access.services.grants import PERMISSION
-    from portal.access.services.reports import (
-        PROVIDER_RETENTION_YEARS,
-        provision_record_create,
-        usage_reports_schedule,
-    )
-
     if grant.status not in _LIVE or grant.expires_at <= timezone.now():
         raise ValidationError(_("The grant is no longer in force: the request can only be rejected."))
     request = grant.access_request
@@ -347,13 +328,12 @@ def _apply(amendment: GrantAmendment, grant: Grant, details: dict[str, Any]) -> 
             provision_record_create(grant=grant)
         else:
             record.provided_until = new_expiry_day
-            record.provider_keep_until = _add_years(new_expiry_day, PROVIDER_RETENTION_YEARS)
+            record.provider_keep_until = add_years(new_expiry_day, PROVIDER_RETENTION_YEARS)
             record.save(update_fields=["provided_until", "provider_keep_until"])
         usage_reports_schedule(grant=grant)
         details["expires_at"] = {"from": amendment.previous_expires_at.isoformat(),
                                  "to": grant.expires_at.isoformat()}
     if additions:
-        releases = list(grant.releases.filter(status=DatasetRelease.Status.AVAILABLE))
         for user, row in additions:
             grant.users.add(user)
             if request is not None:
@@ -363,7 +343,4 @@ def _apply(amendment: GrantAmendment, grant: Grant, details: dict[str, Any]) -> 
                     defaults={"role": row["role"], "ethics_training": bool(row["ethics_training"]),
                               "ethics_training_date": training},
                 )
-            if grant.status == Grant.Status.ACTIVE:
-                for release in releases:
-                    assign_perm(PERMISSION, user, release)
         details["users_added"] = sorted(row["email"] for _user, row in additions)

@@ -1,8 +1,10 @@
 """Grants: created (by the operator, or at the last countersignature of an application), paused and
 resumed from what they rest on, extended to a newer release, revoked, ended and expired.
 
-While a grant is in force each named user holds django-guardian's ``datasets.download_release`` on
-each of its releases; the permission goes when the grant ends, expires, is revoked or paused.
+What a named user may download is never stored apart from the grant: pages, links and the API
+read it live from the grants in force (``portal.access.selectors.grant_usability``), so ending,
+expiring, revoking or pausing a grant takes effect at once. A revoked grant records when, by whom
+and why (``revoked_at``, ``revoked_by``, ``revoke_reason``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.access.models import AccessRequest, Grant
+from portal.access.selectors import grant_agreement, grant_lapses
+from portal.access.services.records import provision_record_create, usage_reports_schedule
+from portal.access.workflow import GRANT
 from portal.accounts.models import User
 from portal.accounts.roles import Role, has_role
+from portal.agreements.selectors import agreement_needs_resign
 from portal.audit.services import audit_record
 from portal.datasets.models import DatasetRelease
 from portal.lib.numbering import create_numbered
+from portal.lib.workflow import transition
 from portal.societies.models import Society, SocietyMembership
 
 
@@ -66,7 +73,6 @@ def grant_create(
 
 # --- Issue 5: the lifecycle of a grant ------------------------------------------------------------
 
-PERMISSION = "datasets.download_release"
 _LIVE = (Grant.Status.ACTIVE, Grant.Status.PAUSED)
 
 
@@ -76,29 +82,6 @@ def _society_roles(user: User, society_id: int | None) -> set[str]:
     return set(
         SocietyMembership.objects.filter(user_id=user.pk, society_id=society_id).values_list("role", flat=True)
     )
-
-
-def _perms_assign(grant: Grant) -> None:
-    from guardian.shortcuts import assign_perm
-
-    releases = list(grant.releases.filter(status=DatasetRelease.Status.AVAILABLE))
-    for user in grant.users.all():
-        for release in releases:
-            assign_perm(PERMISSION, user, release)
-
-
-def _perms_remove(grant: Grant, *, releases: Iterable[DatasetRelease] | None = None) -> None:
-    """Take the permission back, except where another grant in force still gives it."""
-    from guardian.shortcuts import remove_perm
-
-    releases = list(releases if releases is not None else grant.releases.all())
-    for user in grant.users.all():
-        for release in releases:
-            still_held = Grant.objects.filter(
-                status=Grant.Status.ACTIVE, users=user, releases=release, expires_at__gt=timezone.now()
-            ).exclude(pk=grant.pk).exists()
-            if not still_held:
-                remove_perm(PERMISSION, user, release)
 
 
 def _locked(grant: Grant) -> Grant:
@@ -113,8 +96,6 @@ def _period_end(request: AccessRequest) -> datetime:
 
 def _reports_start(grant: Grant, *, custodian: str = "provider") -> None:
     """The provision record (提供記録), with its custodian (保管者), and the usage reports owed."""
-    from portal.access.services.reports import provision_record_create, usage_reports_schedule
-
     provision_record_create(grant=grant, custodian=custodian)
     usage_reports_schedule(grant=grant)
 
@@ -149,7 +130,6 @@ def grant_start(*, access_request: AccessRequest, society: Society, by: User,
         )
         grant.users.set(users)
         grant.releases.set(releases)
-        _perms_assign(grant)
         _reports_start(grant, custodian=record_custodian)
         audit_record(
             action="access.grant_started", actor=by, target=grant,
@@ -166,11 +146,10 @@ def grant_start(*, access_request: AccessRequest, society: Society, by: User,
     return create_numbered(Grant, _grant_prefix(), create, digits=5)
 
 
-def _close(grant: Grant, *, status: str, action: str, by: User | None, details: dict) -> Grant:  # type: ignore[type-arg]
-    grant.status = status
+def _close(grant: Grant, *, move: str, action: str, by: User | None, details: dict,  # type: ignore[type-arg]
+           extra_fields: tuple[str, ...] = ()) -> Grant:
     grant.ended_at = timezone.now()
-    grant.save(update_fields=["status", "ended_at"])
-    _perms_remove(grant)
+    transition(grant, GRANT, move, extra_fields=["ended_at", *extra_fields])
     audit_record(action=action, actor=by, target=grant, details=details)
     return grant
 
@@ -187,8 +166,11 @@ def grant_revoke(*, grant: Grant, reason: str, by: User) -> Grant:
         locked = _locked(grant)
         if locked.status not in _LIVE:
             raise ValidationError(_("The grant is no longer in force."))
-        _close(locked, status=Grant.Status.REVOKED, action="access.grant_revoked", by=by,
-               details={"reason": reason})
+        locked.revoked_at = timezone.now()
+        locked.revoked_by = by
+        locked.revoke_reason = reason
+        _close(locked, move="revoke", action="access.grant_revoked", by=by, details={"reason": reason},
+               extra_fields=("revoked_at", "revoked_by", "revoke_reason"))
     grant.refresh_from_db()
     return grant
 
@@ -201,7 +183,7 @@ def grant_end(*, grant: Grant, by: User) -> Grant:
     with transaction.atomic():
         locked = _locked(grant)
         if locked.status in _LIVE:
-            _close(locked, status=Grant.Status.ENDED, action="access.grant_ended", by=by, details={})
+            _close(locked, move="end", action="access.grant_ended", by=by, details={})
     grant.refresh_from_db()
     return grant
 
@@ -215,7 +197,7 @@ def grant_expire_due(*, now: datetime | None = None) -> int:
             locked = Grant.objects.select_for_update().get(pk=pk)
             if locked.status not in _LIVE or locked.expires_at > now:
                 continue
-            _close(locked, status=Grant.Status.EXPIRED, action="access.grant_expired", by=None,
+            _close(locked, move="expire", action="access.grant_expired", by=None,
                    details={"expires_at": locked.expires_at.isoformat()})
             count += 1
     return count
@@ -223,26 +205,18 @@ def grant_expire_due(*, now: datetime | None = None) -> int:
 
 def grant_refresh(*, grant: Grant) -> Grant:
     """Pause the grant when what it rests on lapsed, resume it when all holds again (audited)."""
-    from portal.access.selectors import grant_lapses
-
     with transaction.atomic():
         locked = _locked(grant)
         if locked.status not in _LIVE:
             return locked
         reasons = [str(r) for r in grant_lapses(locked)]
         if reasons and (locked.status != Grant.Status.PAUSED or locked.paused_reasons != reasons):
-            was_active = locked.status == Grant.Status.ACTIVE
-            locked.status = Grant.Status.PAUSED
             locked.paused_reasons = reasons
-            locked.save(update_fields=["status", "paused_reasons"])
-            if was_active:
-                _perms_remove(locked)
+            transition(locked, GRANT, "pause", extra_fields=["paused_reasons"])
             audit_record(action="access.grant_paused", actor=None, target=locked, details={"reasons": reasons})
         elif not reasons and locked.status == Grant.Status.PAUSED:
-            locked.status = Grant.Status.ACTIVE
             locked.paused_reasons = []
-            locked.save(update_fields=["status", "paused_reasons"])
-            _perms_assign(locked)
+            transition(locked, GRANT, "resume", extra_fields=["paused_reasons"])
             audit_record(action="access.grant_resumed", actor=None, target=locked, details={})
     return locked
 
@@ -260,8 +234,6 @@ def grant_refresh_all() -> int:
 def grant_extend_to_release(*, grant: Grant, release: DatasetRelease, by: User) -> Grant:
     """Add a newer release of a dataset the grant holds (an administrator of the society), when the
     society's agreement terms are unchanged; otherwise the company applies again."""
-    from portal.access.selectors import _agreement_needs_resign, grant_agreement
-
     if not (has_role(by, Role.OPERATOR) or "admin" in _society_roles(by, grant.society_id)):
         raise PermissionDenied(_("Only an administrator of the society can extend its grants."))
     with transaction.atomic():
@@ -275,16 +247,11 @@ def grant_extend_to_release(*, grant: Grant, release: DatasetRelease, by: User) 
         if not same_dataset or release.version <= max(r.version for r in same_dataset):
             raise ValidationError({"release": _("Choose a newer release of a dataset the grant holds.")})
         agreement = grant_agreement(locked)
-        if agreement is None or _agreement_needs_resign(agreement):
+        if agreement is None or agreement_needs_resign(agreement):
             raise ValidationError(
                 _("The society's agreement has changed since it was signed: the company must apply again.")
             )
         locked.releases.add(release)
-        if locked.status == Grant.Status.ACTIVE:
-            from guardian.shortcuts import assign_perm
-
-            for user in locked.users.all():
-                assign_perm(PERMISSION, user, release)
         audit_record(action="access.grant_extended", actor=by, target=locked,
                      details={"release": str(release), "agreement_version": agreement.template_version_id})
     grant.refresh_from_db()

@@ -31,23 +31,29 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.access.models import (
-    Custodian,
     Grant,
-    LegalBasis,
-    ProcessingLevel,
     ProvisionRecord,
     RequestStatus,
     SecurityAnswer,
     UsageReport,
 )
+from portal.access.services.grants import grant_end, grant_refresh
+from portal.access.services.records import (
+    RECIPIENT_RETENTION_YEARS,
+    add_years,
+    grant_society,
+)
+from portal.access.services.requests import access_request_close
+from portal.access.workflow import USAGE_REPORT
 from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
 from portal.audit.services import audit_record
 from portal.lib.filetypes import PDF, detect_document_type
+from portal.lib.workflow import transition
 from portal.notifications.services import notification_send
 from portal.societies.models import Society, SocietyMembership
 from portal.societies.selectors import member_users
@@ -67,9 +73,6 @@ def institution_after_days() -> int:
     return int(settings.PORTAL_USAGE_REPORT_HEAD_DAYS)
 
 
-# --- Retention (REGULATION.md (c)) ---------------------------------------------------------------
-PROVIDER_RETENTION_YEARS = 3  # from the (last) date of provision
-RECIPIENT_RETENTION_YEARS = 5  # from the date the study's completion was reported
 
 DELETION_CERTIFICATE_MAX_BYTES = 20 * 1024 * 1024
 OUTPUT_KINDS = ("paper", "presentation", "patent", "model", "approval")
@@ -78,19 +81,9 @@ DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 REGISTRY_RE = re.compile(r"^(jRCT(?:s\d{9}|\d{10})|UMIN\d{9})$")
 _DOI_PREFIXES = ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:")
 
-RECORDER = "データ共有ポータル（自動作成）"
-MEDIUM = "電磁的記録（データ共有ポータルのデータベース）"
-
 # Grants whose reports are still enforced: every one not ended by an accepted end-of-use report.
 _ENFORCED = [Grant.Status.ACTIVE, Grant.Status.PAUSED, Grant.Status.EXPIRED, Grant.Status.REVOKED]
 
-
-def add_years(day: date, years: int) -> date:
-    """The same day ``years`` later; 29 February becomes 28 February in a common year."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 def output_kind_labels() -> dict[str, str]:
@@ -106,12 +99,6 @@ def output_kind_labels() -> dict[str, str]:
 # --- Who may act ----------------------------------------------------------------------------------
 
 
-def _society_of(grant: Grant) -> Society | None:
-    if grant.society_id:
-        return grant.society
-    release = grant.releases.select_related("dataset__society").first()
-    return release.dataset.society if release else None
-
 
 def may_review_reports(user: User | object, society: Society | None) -> bool:
     """Stewards and admins of the society (and the platform operator) accept usage reports."""
@@ -124,185 +111,6 @@ def may_review_reports(user: User | object, society: Society | None) -> bool:
 
 def is_named_user(user: User | object, grant: Grant) -> bool:
     return getattr(user, "is_authenticated", False) and grant.users.filter(pk=user.pk).exists()  # type: ignore[attr-defined]
-
-
-# --- Provision records ----------------------------------------------------------------------------
-
-
-def _person(user: User | None) -> str:
-    if user is None:
-        return ""
-    return user.full_name or user.email
-
-
-def _protocol_title(protocol: Any) -> str:
-    version = protocol.versions.order_by("-number").first()
-    if version is None:
-        return ""
-    return version.items.filter(key="title").values_list("body", flat=True).first() or ""
-
-
-def _provision_fields(grant: Grant) -> dict[str, Any]:
-    from portal.optout.selectors import published_notices_for
-
-    request = grant.access_request
-    society = _society_of(grant)
-    releases = list(grant.releases.select_related("dataset__protocol__institution", "dataset__protocol__principal_investigator")
-                    .order_by("dataset_id", "version"))
-    datasets = list({release.dataset_id: release.dataset for release in releases}.values())
-    organization = society.organization if society and society.organization_id else None
-
-    subject_lines = [
-        f"対象: {release} の {release.case_count} 名" for release in releases
-    ]
-    subject_identification = "仮名ID（学会共通ハッシュID）による。" + "、".join(subject_lines)
-    data_lines = []
-    for release in releases:
-        dataset = release.dataset
-        detail = "、".join(part for part in [str(dataset.get_modality_display()), dataset.body_part] if part)
-        data_lines.append(
-            f"{dataset.title_ja}（{detail}）{release}: 症例 {release.case_count} 件、"
-            f"画像 {release.image_count} 件、ファイル {release.file_count} 件"
-        )
-    history_lines = []
-    consent_lines = []
-    responsible = []
-    for dataset in datasets:
-        protocol = dataset.protocol
-        institution = protocol.institution.name_ja if protocol.institution_id else ""
-        period = ""
-        if dataset.collection_start or dataset.collection_end:
-            period = f"{dataset.collection_start or ''}〜{dataset.collection_end or ''}に"
-        title = _protocol_title(protocol)
-        history_lines.append(
-            f"{dataset.title_ja}: 研究計画 {protocol.number or ''}{f'「{title}」' if title else ''}"
-            f"（{institution}）に基づき{period}診療の過程で取得された臨床画像を、"
-            f"{society.name_ja if society else ''}のデータベースに登録したもの"
-        )
-        notices = list(published_notices_for(dataset))
-        if notices:
-            numbers = "、".join(
-                f"{notice.reference}（公開日 {timezone.localdate(notice.first_published_at) if notice.first_published_at else ''}）"
-                for notice in notices
-            )
-            consent_lines.append(f"{dataset.title_ja}: 倫理指針に基づくオプトアウト手続を実施（通知番号 {numbers}）")
-        else:
-            consent_lines.append(f"{dataset.title_ja}: 公開中のオプトアウト通知なし")
-        pi = _person(protocol.principal_investigator)
-        if pi and pi not in responsible:
-            responsible.append(pi)
-
-    legal_basis = (request.legal_basis if request else "") or LegalBasis.OPT_OUT
-    consent_lines.append(f"提供の法的根拠: {LegalBasis(legal_basis).label}")  # in Japanese: see the caller
-    processing = (request.processing_level if request else "") or ProcessingLevel.PSEUDONYMISED
-    foreign = "なし"
-    if request and request.foreign_access:
-        foreign = f"あり（{request.foreign_country or '国名未記載'}）"
-
-    study_reference = ""
-    if request:
-        if request.ethics_protocol_id:
-            study_reference = request.ethics_protocol.number or ""
-        else:
-            study_reference = request.ethics_approval_number
-        if request.reference:
-            study_reference = f"{study_reference}（申請番号 {request.reference}）" if study_reference else request.reference
-
-    provided_from = timezone.localdate(grant.starts_at)
-    provided_until = timezone.localdate(grant.expires_at)
-    recorder = RECORDER
-    if grant.created_by_id:
-        recorder = f"{_person(grant.created_by)}（{RECORDER}）"
-    return {
-        "provided_from": provided_from,
-        "provided_until": provided_until,
-        "provider_name": society.name_ja if society else "",
-        "provider_address": organization.address if organization else "",
-        "provider_head": organization.representative if organization else "",
-        "provider_responsible": "、".join(responsible),
-        "recipient_name": request.organization.name_ja if request else "",
-        "recipient_address": request.organization.address if request else "",
-        "recipient_head": request.organization.representative if request else "",
-        "recipient_responsible": _person(request.principal_investigator) if request else "",
-        "study_title": request.title if request else grant.reference,
-        "study_reference": study_reference,
-        "subject_identification": subject_identification,
-        "data_items": "\n".join(data_lines),
-        "acquisition_history": "\n".join(history_lines),
-        "consent_status": "\n".join(consent_lines),
-        "legal_basis": legal_basis,
-        "processing_state": processing,
-        "foreign_provision": foreign,
-        "recorded_by": recorder[:200],
-        "record_medium": MEDIUM,
-        # The provision lasts the grant's term: three years from its last day.
-        "provider_keep_until": add_years(provided_until, PROVIDER_RETENTION_YEARS),
-        "recipient_keep_until": None,
-    }
-
-
-def provision_record_create(*, grant: Grant, custodian: str = Custodian.PROVIDER) -> ProvisionRecord:
-    """Write the grant's provision record (once; a second call returns the first record).
-
-    ``custodian`` (保管者) is set here, once: the provider keeps the record unless it delegates
-    custody to the recipient (REGULATION.md a5)."""
-    if custodian not in Custodian.values:
-        raise ValidationError({"custodian": _("Choose who keeps the provision record.")})
-    if custodian == Custodian.RECIPIENT and grant.access_request_id is None:
-        raise ValidationError({"custodian": _("Custody can be delegated only to the recipient of an application.")})
-    with transaction.atomic():
-        existing = ProvisionRecord.objects.filter(grant=grant).first()
-        if existing is not None:
-            return existing
-        with translation.override("ja"):
-            fields = _provision_fields(grant)
-        fields["custodian"] = custodian
-        fields["custodian_name"] = (
-            fields["recipient_name"] if custodian == Custodian.RECIPIENT else fields["provider_name"]
-        )
-        record = ProvisionRecord.objects.create(grant=grant, **fields)
-        audit_record(
-            action="access.provision_recorded", actor=grant.created_by, target=record,
-            details={
-                "grant": grant.reference,
-                "provided_from": record.provided_from.isoformat(),
-                "provided_until": record.provided_until.isoformat(),
-                "provider_keep_until": record.provider_keep_until.isoformat(),
-                "legal_basis": record.legal_basis,
-                "custodian": record.custodian,
-                "custodian_name": record.custodian_name,
-            },
-        )
-    return record
-
-
-# --- Usage reports: schedule ----------------------------------------------------------------------
-
-
-def usage_reports_schedule(*, grant: Grant) -> list[UsageReport]:
-    """The grant's reports: annual ones a year apart before its expiry, and the end-of-use report."""
-    start = timezone.localdate(grant.starts_at)
-    expiry = timezone.localdate(grant.expires_at)
-    reports = []
-    with transaction.atomic():
-        year = 1
-        while (due := add_years(start, year)) < expiry:
-            report, _created = UsageReport.objects.get_or_create(
-                grant=grant, kind=UsageReport.Kind.ANNUAL, period_to=due,
-                defaults={"due_on": due, "period_from": add_years(start, year - 1)},
-            )
-            reports.append(report)
-            year += 1
-        # An extended grant: the end-of-use report not yet submitted moves to the new end.
-        UsageReport.objects.filter(
-            grant=grant, kind=UsageReport.Kind.END_OF_USE, status=UsageReport.Status.DUE
-        ).exclude(period_to=expiry).update(period_to=expiry, due_on=expiry)
-        report, _created = UsageReport.objects.get_or_create(
-            grant=grant, kind=UsageReport.Kind.END_OF_USE, period_to=expiry,
-            defaults={"due_on": expiry, "period_from": start},
-        )
-        reports.append(report)
-    return reports
 
 
 # --- Usage reports: submission --------------------------------------------------------------------
@@ -516,7 +324,7 @@ def usage_report_submit(
                 save=False,
             )
             report.deletion_certificate_sha256 = certificate_sha256
-        report.status = UsageReport.Status.SUBMITTED
+        transition(report, USAGE_REPORT, "submit", save=False)  # saved with the report just below
         report.submitted_by = by
         report.submitted_at = timezone.now()
         report.save()
@@ -535,8 +343,6 @@ def usage_report_submit(
             audit_record(action="access.security_reattested", actor=by, target=grant,
                          details={"report": report.pk, "items": reattested})
             if grant.status == Grant.Status.PAUSED:
-                from portal.access.services.grants import grant_refresh
-
                 grant_refresh(grant=grant)
         grant = Grant.objects.select_for_update().get(pk=grant.pk)
         if grant.restricted and not _grant_overdue_beyond_restriction(grant, today):
@@ -637,10 +443,11 @@ def usage_report_confirm(*, report: UsageReport, as_role: str, by: User) -> Usag
                                       code="confirmed")
             report.head_confirmed_by, report.head_confirmed_at = by, now
         complete = report.pi_confirmed_at is not None and report.head_confirmed_at is not None
+        confirmations = ["pi_confirmed_by", "pi_confirmed_at", "head_confirmed_by", "head_confirmed_at"]
         if complete:
-            report.status = UsageReport.Status.CONFIRMED
-        report.save(update_fields=["pi_confirmed_by", "pi_confirmed_at", "head_confirmed_by", "head_confirmed_at",
-                                   "status"])
+            transition(report, USAGE_REPORT, "confirm", extra_fields=confirmations)
+        else:
+            report.save(update_fields=confirmations)
         audit_record(action="access.usage_report_confirmed", actor=by, target=report,
                      details={"grant": grant.reference, "as": as_role, "complete": complete})
         if complete:
@@ -657,7 +464,7 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
     with transaction.atomic():
         report = UsageReport.objects.select_for_update().select_related("grant").get(pk=report.pk)
         grant = report.grant
-        if not may_review_reports(by, _society_of(grant)):
+        if not may_review_reports(by, grant_society(grant)):
             raise PermissionDenied(_("Only a data steward of the society can accept its usage reports."))
         if grant.access_request_id is None:
             acceptable = (UsageReport.Status.SUBMITTED, UsageReport.Status.CONFIRMED)
@@ -669,8 +476,7 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
                     _("The report is accepted once the principal investigator and the head of the institution "
                       "have both confirmed it."), code="not_confirmed")
             raise ValidationError(_("Only a submitted report can be accepted."), code="not_submitted")
-        report.status = UsageReport.Status.ACCEPTED
-        report.save(update_fields=["status"])
+        transition(report, USAGE_REPORT, "accept")
         details: dict[str, Any] = {"grant": grant.reference, "kind": report.kind}
         if report.kind == UsageReport.Kind.STOP:
             # The stop report stands for the end-of-use report and the reports not yet due.
@@ -680,8 +486,6 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
             details["cancelled_reports"] = sorted(cancelled.values_list("pk", flat=True))
             cancelled.delete()
         if report.kind in UsageReport.FINAL_KINDS:
-            from portal.access.services.grants import grant_end
-
             today = timezone.localdate()
             record = ProvisionRecord.objects.select_for_update().filter(grant=grant).first()
             if record is not None and record.recipient_keep_until is None:
@@ -696,8 +500,6 @@ def usage_report_accept(*, report: UsageReport, by: User) -> UsageReport:
                     status__in=[Grant.Status.ACTIVE, Grant.Status.PAUSED]
                 )
                 if not open_grants.exists():
-                    from portal.access.services.requests import access_request_close
-
                     access_request_close(access_request=request, by=by)
                     details["request_closed"] = request.reference
         audit_record(action="access.usage_report_accepted", actor=by, target=report, details=details)
@@ -732,7 +534,7 @@ def _report_body(report: UsageReport, detail: str = "") -> str:
 
 
 def _stewards(grant: Grant) -> list[User]:
-    return member_users(_society_of(grant), SocietyMembership.Role.STEWARD)
+    return member_users(grant_society(grant), SocietyMembership.Role.STEWARD)
 
 
 def _applicants(grant: Grant) -> list[User]:

@@ -62,8 +62,9 @@ from portal.access.models import (
     SecurityLevel,
     SocietyReview,
 )
-from portal.access.request_selectors import recusal_reason
+from portal.access.request_selectors import recusal_reason, request_standing
 from portal.access.security_items import ITEMS_BY_KEY, SECURITY_ITEMS, items_missing_for_level
+from portal.access.services import grants
 from portal.access.workflow import (
     APPROVING,
     DECIDED,
@@ -76,8 +77,11 @@ from portal.access.workflow import (
 )
 from portal.accounts.models import OrganizationMembership, User
 from portal.accounts.roles import Role, has_role
+from portal.agreements.models import SignedAgreement
+from portal.agreements.services import agreement_countersign, agreement_sign
 from portal.audit.services import audit_record
 from portal.datasets.models import DatasetRelease, DatasetStatus
+from portal.ethics.selectors import protocol_data_flow
 from portal.lib.numbering import next_reference
 from portal.societies.models import Society, SocietyMembership
 
@@ -288,8 +292,6 @@ def access_request_update(
 
 def access_request_missing(access_request: AccessRequest, *, today=None) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     """Every required answer still missing, by field; empty when the application can be submitted."""
-    from portal.ethics.selectors import protocol_data_flow
-
     r = access_request
     today = today or timezone.localdate()
     problems: dict[str, list[str]] = {}
@@ -485,10 +487,11 @@ def access_request_screen(*, access_request: AccessRequest, society: Society, by
         _require_steward(by, society)
         request_target("to_committee", locked.status)  # only while the application is submitted
         review = _review(locked, society)
-        transition_review(review, "screen")
+        # Who screened it is saved first: the database refuses a review in committee without it.
         review.screened_by = by
         review.screened_at = timezone.now()
         review.save(update_fields=["screened_by", "screened_at"])
+        transition_review(review, "screen")
         if comment.strip():
             RequestComment.objects.create(access_request=locked, society=society, author=by,
                                           audience=RequestComment.Audience.REVIEWERS, body=comment.strip())
@@ -591,12 +594,13 @@ def access_request_decide(*, access_request: AccessRequest, society: Society, ou
                 _("A decision needs at least %(quorum)d votes of members who are not recused; %(count)d so far.")
                 % {"quorum": QUORUM, "count": len(votes)}
             )
-        transition_review(review, _OUTCOME_ACTIONS[outcome])
+        # The decision is saved first: the database refuses a decided review without it.
         review.conditions = conditions.strip()
         review.decision_reasons = reasons.strip()
         review.decided_by = by
         review.decided_at = timezone.now()
         review.save(update_fields=["conditions", "decision_reasons", "decided_by", "decided_at"])
+        transition_review(review, _OUTCOME_ACTIONS[outcome])
         audit_record(action="access.request_decided", actor=by, target=locked, details={
             "society": society.pk, "outcome": outcome, "votes": sorted((v.member_id, v.vote) for v in votes),
         })
@@ -644,8 +648,6 @@ def approving_societies(access_request: AccessRequest) -> list[Society]:
 def access_request_sign(*, access_request: AccessRequest, signatory_name: str, signatory_title: str,
                         ip: str | None, by: User) -> list:
     """The applicant's authorised signatory signs every approving society's data-use agreement."""
-    from portal.agreements.services import agreement_sign
-
     if not (signatory_name or "").strip() or not (signatory_title or "").strip():
         raise ValidationError({"signatory_name": _("Give the signatory's name and title.")})
     with transaction.atomic():
@@ -673,10 +675,6 @@ def access_request_countersign(*, access_request: AccessRequest, society: Societ
 
     ``record_custodian`` is who keeps the provision record (保管者): the society, or the recipient
     when the society delegates custody to it (REGULATION.md a5)."""
-    from portal.access.services import grants
-    from portal.agreements.models import SignedAgreement
-    from portal.agreements.services import agreement_countersign
-
     if not (countersigner_name or "").strip() or not (countersigner_title or "").strip():
         raise ValidationError({"countersigner_name": _("Give the countersigner's name and title.")})
     with transaction.atomic():
@@ -719,8 +717,6 @@ def _live_grants(access_request: AccessRequest):  # type: ignore[no-untyped-def]
 
 def access_request_revoke(*, access_request: AccessRequest, society: Society, reason: str, by: User) -> AccessRequest:
     """A steward of ``society`` revokes its grants; the application is revoked when none is left."""
-    from portal.access.services import grants
-
     if not (reason or "").strip():
         raise ValidationError({"reason": _("Give the reason for the revocation.")})
     with transaction.atomic():
@@ -770,8 +766,6 @@ def access_request_close(*, access_request: AccessRequest, by: User) -> AccessRe
 def access_request_comment(*, access_request: AccessRequest, body: str, audience: str, by: User,
                            society: Society | None = None) -> RequestComment:
     """A comment by the applicant (to everybody) or a reviewer (to the chosen audience)."""
-    from portal.access.request_selectors import request_standing
-
     if not (body or "").strip():
         raise ValidationError({"body": _("Write the comment.")})
     if audience not in RequestComment.Audience.values:

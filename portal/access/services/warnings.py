@@ -4,11 +4,12 @@
 What lapses: the grant itself (its expiry), the approval period of each ethics protocol it rests
 on (the application's and each dataset's: ``Protocol.approved_until``), and the yearly
 re-attestation of the security self-assessment (an annual usage report re-attests it; the grant
-pauses a year after the last one). A named user's research-ethics training has a date taken but
-no expiry in the portal, so it is not warned about.
+pauses a year after the last one), and each named user's research-ethics training
+(``PORTAL_ETHICS_TRAINING_VALID_DAYS`` after its date; only that user is stopped when it lapses).
 
 Who is told: the holders (the applicant and the grant's named users) and the stewards (情報管理者)
-of the grant's society, in the portal and by mail through ``portal.access.notifications``.
+of the grant's society, in the portal and by mail through ``portal.access.notifications``; about a
+named user's training, that user, the applicant and the stewards.
 
 Each warning is inserted as a ``LapseWarning`` row before its message is queued; the unique
 constraint on (grant, kind, subject, lapses_on, days_before) makes a rerun, or two beat workers at
@@ -29,6 +30,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.access.models import Grant, LapseWarning, UsageReport
+from portal.access.notifications import notify_people
+from portal.access.selectors import SECURITY_REATTEST_DAYS, training_lapses_on
 from portal.accounts.models import User
 from portal.audit.services import audit_record
 from portal.societies.models import SocietyMembership
@@ -43,8 +46,9 @@ class Lapse:
     grant: Grant
     kind: str
     lapses_on: date
-    subject: str = ""  # which protocol (its number), where a grant rests on several
+    subject: str = ""  # which protocol (its number) or named user (e-mail), where a grant rests on several
     label: str = ""  # how the message names it
+    person: User | None = None  # the named user whose training lapses
 
 
 def thresholds() -> list[int]:
@@ -61,8 +65,6 @@ def threshold_for(days_left: int) -> int | None:
 
 def grant_upcoming_lapses(grant: Grant) -> list[Lapse]:
     """Each lapse date of the grant and of what it rests on (past ones included)."""
-    from portal.access.selectors import SECURITY_REATTEST_DAYS
-
     lapses = [Lapse(grant, LapseWarning.Kind.GRANT_EXPIRY, timezone.localdate(grant.expires_at))]
     request = grant.access_request
     protocols = []
@@ -82,6 +84,15 @@ def grant_upcoming_lapses(grant: Grant) -> list[Lapse]:
         if latest is not None:
             lapses.append(Lapse(grant, LapseWarning.Kind.SECURITY_REATTESTATION,
                                 timezone.localdate(latest + timedelta(days=SECURITY_REATTEST_DAYS))))
+        holders = {user.pk for user in grant.users.all()}
+        for named in sorted(request.named_users.all(), key=lambda row: row.user.email):
+            lapses_on = training_lapses_on(named)
+            if named.user_id not in holders or not named.ethics_training or lapses_on is None:
+                continue
+            # Each user is warned about separately; the e-mail fits the column (else the id does).
+            subject = named.user.email if len(named.user.email) <= 100 else f"user#{named.user_id}"
+            lapses.append(Lapse(grant, LapseWarning.Kind.ETHICS_TRAINING, lapses_on, subject=subject,
+                                label=named.user.email, person=named.user))
     return lapses
 
 
@@ -91,7 +102,7 @@ def lapse_warnings_due(*, today: date, now: datetime) -> list[tuple[Lapse, int]]
     grants = (
         Grant.objects.filter(status__in=_LIVE, expires_at__gt=now)
         .select_related("access_request__ethics_protocol")
-        .prefetch_related("releases__dataset__protocol")
+        .prefetch_related("releases__dataset__protocol", "users", "access_request__named_users__user")
         .order_by("pk")
     )
     for grant in grants:
@@ -102,13 +113,14 @@ def lapse_warnings_due(*, today: date, now: datetime) -> list[tuple[Lapse, int]]
     return due
 
 
-def lapse_recipients(grant: Grant) -> list[User]:
-    """The grant's holders (applicant, named users) and its society's stewards, active, by e-mail."""
+def lapse_recipients(grant: Grant, person: User | None = None) -> list[User]:
+    """The grant's holders (applicant, named users) and its society's stewards, active, by e-mail;
+    with ``person`` (whose training lapses), that user, the applicant and the stewards."""
     people: dict[int, User] = {}
     request = grant.access_request
     if request is not None:
         people[request.applicant.pk] = request.applicant
-    for user in grant.users.all():
+    for user in [person] if person is not None else grant.users.all():
         people[user.pk] = user
     if grant.society_id is not None:
         for membership in SocietyMembership.objects.filter(
@@ -138,6 +150,13 @@ def _message(lapse: Lapse) -> tuple[str, str]:
             "protocol": lapse.label, "grant": grant.reference, "date": last_day}
         detail = _("The grant pauses when the approval period ends, until the approval is renewed.")
         links = []
+    elif lapse.kind == LapseWarning.Kind.ETHICS_TRAINING:
+        subject = _("The research-ethics training of %(user)s, a named user of grant %(grant)s, holds until "
+                    "%(date)s") % {"user": lapse.label, "grant": grant.reference, "date": last_day}
+        detail = _("After that day %(user)s gets no download links until the date of a renewed training is "
+                   "recorded on the grant's page, by that user or by the applicant or principal investigator:") % {
+            "user": lapse.label}
+        links = []
     else:
         subject = _("The yearly security re-attestation of grant %(grant)s lapses on %(date)s") % {
             "grant": grant.reference, "date": day}
@@ -159,9 +178,7 @@ def lapse_warning_send(*, lapse: Lapse, days_before: int) -> LapseWarning | None
 
     Insert first, send on commit: the unique constraint, not a read, decides whether it goes out.
     """
-    from portal.access.notifications import notify_people
-
-    people = lapse_recipients(lapse.grant)
+    people = lapse_recipients(lapse.grant, lapse.person)
     recipients = [user.email for user in people]
     try:
         with transaction.atomic():

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.deid.report import DeidError
+from portal.anonymiser.report import DeidError
 
 
 class Command(BaseCommand):
@@ -39,9 +39,9 @@ class Command(BaseCommand):
                             help='A JSON file: {"file.csv" or "*": {"column": "role"}}.')
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from portal.deid.annex_e import OPTIONS
-        from portal.deid.dispatch import deidentify_path
-        from portal.deid.keys import Keys
+        from portal.anonymiser.annex_e import OPTIONS
+        from portal.anonymiser.dispatch import deidentify_path
+        from portal.anonymiser.keys import Keys
         from portal.deid.services import profile_class
 
         if not options["institution"].strip():

@@ -14,7 +14,10 @@ from django.utils import timezone
 
 from portal.access.models import AccessRequest
 from portal.access.security_items import SECURITY_ITEMS
+from portal.access.services import requests
 from portal.accounts.models import Organization, User
+from portal.agreements import services as agreements
+from portal.agreements.models import AgreementTemplate
 from portal.datasets.models import Dataset
 from portal.societies.models import Society, SocietyMembership
 
@@ -45,9 +48,6 @@ APPLICATIONS = (
 
 
 def _agreement(society: Society, admin: User) -> None:
-    from portal.agreements import services as agreements
-    from portal.agreements.models import AgreementTemplate
-
     if AgreementTemplate.objects.filter(society=society).exists():
         return
     template = agreements.agreement_template_create(
@@ -66,8 +66,6 @@ def _agreement(society: Society, admin: User) -> None:
 
 def _application(title: str, stop: str, *, company: User, organization: Organization, release: Any,
                  steward: User, members: list[User], admin: User) -> None:
-    from portal.access.services import requests
-
     if AccessRequest.objects.filter(title=title).exists():
         return
     today = timezone.localdate()

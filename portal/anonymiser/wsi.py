@@ -26,7 +26,7 @@ removed (label, macro, thumbnail or a small level alike: a leaked label is worse
 missing thumbnail). The description is dropped (OME-XML and Philips XML can carry names and the
 label itself). SubIFD pyramids (tag 330) are not followed: the tag is dropped and counted.
 
-The TIFF reader and writer here are shared with ``portal.deid.photos`` (TIFF photos).
+The TIFF reader and writer here are shared with ``portal.anonymiser.photos`` (TIFF photos).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from portal.deid.report import DeidError, FileReport
+from portal.anonymiser.report import DeidError, FileReport
 
 # Fields of the Aperio description that say nothing about the patient, the slide's origin or when
 # it was scanned. Anything else is removed. (Data: add a technical field here when a scanner needs it.)

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.core.demo import demo_totp_secret, totp_code
+from portal.demo.seed import demo_totp_secret, totp_code
 
 
 class Command(BaseCommand):

@@ -18,10 +18,14 @@ from typing import Any
 from django.utils import timezone
 
 from portal.accounts.models import User
+from portal.datasets import services as datasets
 from portal.datasets.models import Dataset
 from portal.ethics.models import Protocol
 from portal.lib.pseudonym import subject_pseudonym
 from portal.lib.synthetic import synthetic_file
+from portal.linkage.services import linkage_approval_grant
+from portal.optout import services as optout
+from portal.optout.models import OptOutRequest
 from portal.societies.models import Society, SocietyMembership
 
 DEMO_INSTITUTION = "DEMO-H001"
@@ -115,10 +119,6 @@ def _notice_fields(society: Society, dataset_title: str, protocol: Protocol) -> 
 
 
 def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
-    from portal.datasets import services as datasets
-    from portal.linkage.services import linkage_approval_grant
-    from portal.optout import services as optout
-
     operator = User.objects.get(email="operator@demo.example.jp")
     admins = {
         membership.society.slug: membership.user
@@ -146,7 +146,7 @@ def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
         optout.optout_notice_publish(notice=notice, by=by)
         datasets.dataset_publish(dataset=dataset, by=by)
         if society.slug == EARLY_OPT_OUT["society"]:
-            _record_request(optout, society, by, EARLY_OPT_OUT["patient"], extent="future_only")
+            _record_request(society, by, EARLY_OPT_OUT["patient"], extent="future_only")
         with tempfile.TemporaryDirectory(prefix="portal-demo-") as folder:
             _write_release_folder(Path(folder), spec)
             datasets.release_import_folder(
@@ -166,9 +166,6 @@ def seed_demo_datasets(data: dict[str, Any], *, protocol: Protocol) -> None:
 
 def seed_demo_opt_outs() -> None:
     """Opt-out requests made after the releases were provided: one reaches the company's grant."""
-    from portal.optout import services as optout
-    from portal.optout.models import OptOutRequest
-
     if OptOutRequest.objects.filter(extent="delete_provided").exists():
         return
     operator = User.objects.get(email="operator@demo.example.jp")
@@ -177,13 +174,13 @@ def seed_demo_opt_outs() -> None:
     if endoscopy is not None:
         # Patient 3 asks the endoscopy society to delete what was provided: the company is told.
         admin = endoscopy.society.memberships.filter(role="admin").select_related("user").first()
-        _record_request(optout, endoscopy.society, admin.user if admin else operator, 3, extent="delete_provided")
+        _record_request(endoscopy.society, admin.user if admin else operator, 3, extent="delete_provided")
     if radiology is not None:
         # Patient 5 asks radiology to stop future use only.
-        _record_request(optout, radiology.society, operator, 5, extent="future_only")
+        _record_request(radiology.society, operator, 5, extent="future_only")
 
 
-def _record_request(optout, society: Society, by: User, patient: int, *, extent: str) -> None:
+def _record_request(society: Society, by: User, patient: int, *, extent: str) -> None:
     optout.optout_request_record(
         society=society, patient_id=demo_patient_id(patient), institution_code=DEMO_INSTITUTION,
         received_at=timezone.now() - timedelta(days=2), channel="counter", requester_type="subject",

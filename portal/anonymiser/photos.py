@@ -13,14 +13,14 @@ Nothing is recompressed: the files are rewritten structure by structure.
 - PNG: the chunks are copied except tEXt, zTXt, iTXt (comments, and XMP/EXIF/IPTC "raw profiles"),
   eXIf, tIME and every ancillary chunk not on ``PNG_KEEP``; critical chunks other than
   IHDR/PLTE/IDAT/IEND cannot be decoded by anyone and are refused.
-- TIFF: each kept directory keeps only the tags needed to decode it (``portal.deid.wsi.DECODE_TAGS``);
+- TIFF: each kept directory keeps only the tags needed to decode it (``portal.anonymiser.wsi.DECODE_TAGS``);
   the EXIF and GPS directories, XMP, IPTC, Photoshop, descriptions, make/model/software, date,
   artist and copyright go; reduced-resolution directories (thumbnails) and SubIFDs are removed.
   Strips are copied byte for byte ("recompressed" never appears in the report).
 
 Report actions: "exif", "xmp", "iptc", "comment", "thumbnail", "other_app", "trailing_data",
 "orientation_lost" (JPEG); "exif", "xmp", "iptc", "comment", "time", "other_chunk" (PNG); tag kinds
-of ``portal.deid.wsi.TAG_KINDS`` and "thumbnail" (TIFF).
+of ``portal.anonymiser.wsi.TAG_KINDS`` and "thumbnail" (TIFF).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from __future__ import annotations
 import struct
 from typing import IO, Any
 
-from portal.deid.report import DeidError, FileReport
-from portal.deid.wsi import (
+from portal.anonymiser.report import DeidError, FileReport
+from portal.anonymiser.wsi import (
     IMAGE_DESCRIPTION,
     TiffReader,
     clean_entries,

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.core.demo import seed_demo
+from portal.demo.seed import seed_demo
 
 
 class Command(BaseCommand):

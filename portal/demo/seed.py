@@ -31,8 +31,8 @@ from portal.accounts.roles import requires_mfa
 from portal.accounts.services import organization_create, organization_membership_add
 from portal.ai.demo import seed_demo_ai
 from portal.audit.services import audit_record
-from portal.core.demo_access import seed_demo_access
-from portal.core.demo_datasets import seed_demo_datasets, seed_demo_opt_outs
+from portal.demo.access import seed_demo_access
+from portal.demo.datasets import seed_demo_datasets, seed_demo_opt_outs
 from portal.ethics import services as ethics
 from portal.ethics.items import PROTOCOL_ITEMS
 from portal.ethics.models import CommitteeMembership, EthicsCommittee, Protocol, ProtocolItem

@@ -31,9 +31,9 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
-from portal.deid.keys import Keys
-from portal.deid.report import DeidError, FileReport
-from portal.deid.wsi import open_destination, open_source
+from portal.anonymiser.keys import Keys
+from portal.anonymiser.report import DeidError, FileReport
+from portal.anonymiser.wsi import open_destination, open_source
 
 PSEUDONYMISE, DROP, SHIFT_DATE, GENERALISE_AGE, KEEP = (
     "pseudonymise",

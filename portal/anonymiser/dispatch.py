@@ -22,7 +22,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from portal.deid.report import DeidError, FileReport
+from portal.anonymiser.report import DeidError, FileReport
 
 KIND_DICOM = "dicom"
 KIND_WSI = "wsi"
@@ -96,8 +96,8 @@ def deidentify_path(
 ) -> FileReport:
     """De-identify ``src`` into ``dst`` (whose folder is created) with the handler its content calls for.
 
-    ``profile`` is a ``portal.deid.annex_e.Profile`` (its ``institution_code`` also serves the
-    tables); ``keys`` a ``portal.deid.keys.Keys``. Raises ``DeidError`` for a file that cannot be
+    ``profile`` is a ``portal.anonymiser.annex_e.Profile`` (its ``institution_code`` also serves the
+    tables); ``keys`` a ``portal.anonymiser.keys.Keys``. Raises ``DeidError`` for a file that cannot be
     handled; ``dst`` is then removed so that no partial output remains. ``burned_in_reviewed``
     (DICOM only) waives the hold-back of an object with burned-in text no rule covers, after review.
     """
@@ -106,20 +106,20 @@ def deidentify_path(
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         if kind == KIND_DICOM:
-            from portal.deid.dicom import deidentify_dicom
+            from portal.anonymiser.dicom import deidentify_dicom
 
             return deidentify_dicom(src, dst, profile=profile, keys=keys, burned_in_reviewed=burned_in_reviewed)
         if kind == KIND_WSI:
-            from portal.deid.wsi import strip_wsi
+            from portal.anonymiser.wsi import strip_wsi
 
             return strip_wsi(src, dst)
         if kind == KIND_PHOTO:
-            from portal.deid.photos import strip_photo
+            from portal.anonymiser.photos import strip_photo
 
             return strip_photo(src, dst)
         if not table_roles:
             raise DeidError("a table needs a role for each column (none were given)")
-        from portal.deid.tables import deidentify_table
+        from portal.anonymiser.tables import deidentify_table
 
         return deidentify_table(
             src, dst, roles=dict(table_roles), keys=keys,
