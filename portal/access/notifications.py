@@ -47,10 +47,6 @@ def notify_committee(access_request: AccessRequest, society: Society | int, subj
     _notify(access_request, subject, member_users(society, SocietyMembership.Role.ACCESS_COMMITTEE))
 
 
-def notify_society_admins(access_request: AccessRequest, society: Society | int, subject: str) -> None:
-    _notify(access_request, subject, member_users(society, SocietyMembership.Role.ADMIN))
-
-
 def notify_people(users: Iterable[User], subject: str, body: str, url: str = "") -> None:
     """A message to named people (users), e.g. a grant's holders and its society's stewards."""
     _send(subject, body, users, url)

@@ -105,9 +105,3 @@ def items_missing_for_level(level: str, statuses: dict[str, str], *, external_se
     if external_server:
         needed.add(EXTERNAL_SERVER_ITEM)
     return [item for item in SECURITY_ITEMS if item.key in needed and statuses.get(item.key) != "done"]
-
-
-def item_label(item: SecurityItem, language: str | None = None) -> str:
-    from django.utils.translation import get_language
-
-    return item.label_en if (language or get_language()) == "en" else item.label_ja

@@ -66,8 +66,3 @@ class TemplateCreateForm(VersionForm):
         society = self.fields["society"]
         assert isinstance(society, forms.ModelChoiceField)
         society.queryset = societies
-
-
-class SignatureForm(forms.Form):
-    name = forms.CharField(label=_("Name of the person signing"), max_length=200)
-    title = forms.CharField(label=_("Title of the person signing"), max_length=200)

@@ -52,16 +52,6 @@ def agreement_needs_resign(agreement: SignedAgreement) -> bool:
     ).exists()
 
 
-def agreement_current_for(access_request: Any, society: Society) -> SignedAgreement | None:
-    """The newest agreement the application signed with ``society`` (re-signing adds a newer one)."""
-    return (
-        SignedAgreement.objects.filter(access_request=access_request, society=society)
-        .select_related("template_version__template")
-        .order_by("-signed_at", "-id")
-        .first()
-    )
-
-
 # --- Who may see what ---------------------------------------------------------------------------
 
 

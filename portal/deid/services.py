@@ -178,20 +178,10 @@ def _digest(path: Path) -> tuple[str, int]:
 # --- Creating and starting ----------------------------------------------------------------------
 
 
-def _validate(
-    *, society: Society, dataset: Dataset | None, source_kind: str, source: str, options: Sequence[str],
-    institution_code: str, table_roles: dict[str, Any] | None, uploads: Sequence[Any] | None,
-) -> tuple[str, list[str], dict[str, dict[str, str]]]:
-    errors: dict[str, list[str]] = {}
-    if dataset is not None and dataset.society_id != society.pk:
-        errors.setdefault("dataset", []).append(_("The dataset belongs to another society."))
-    unknown = sorted(set(options) - set(known_options()))
-    if unknown:
-        errors.setdefault("options", []).append(
-            _("Unknown options: %(codes)s.") % {"codes": ", ".join(unknown)}
-        )
-    if not institution_code.strip():
-        errors.setdefault("institution_code", []).append(_("Enter the institution code."))
+def _validated_table_roles(
+    table_roles: dict[str, Any] | None, errors: dict[str, list[str]],
+) -> dict[str, dict[str, str]]:
+    """The column roles as strings; problems are added to ``errors``."""
     roles: dict[str, dict[str, str]] = {}
     for table, columns in (table_roles or {}).items():
         if not isinstance(columns, dict):
@@ -203,6 +193,11 @@ def _validate(
                 _("Unknown column roles: %(roles)s.") % {"roles": ", ".join(bad)}
             )
         roles[str(table)] = {str(k): str(v) for k, v in columns.items()}
+    return roles
+
+
+def _validated_source(source_kind: str, source: str, uploads: Sequence[Any] | None, errors: dict[str, list[str]]) -> str:
+    """The source as the job stores it (a resolved folder, a clean prefix, or ""); problems are added to ``errors``."""
     if source_kind == DeidJob.SourceKind.SERVER_FOLDER:
         root = import_root()
         if root is None:
@@ -227,6 +222,25 @@ def _validate(
         source = ""
     else:
         errors.setdefault("source_kind", []).append(_("Choose where the files come from."))
+    return source
+
+
+def _validate(
+    *, society: Society, dataset: Dataset | None, source_kind: str, source: str, options: Sequence[str],
+    institution_code: str, table_roles: dict[str, Any] | None, uploads: Sequence[Any] | None,
+) -> tuple[str, list[str], dict[str, dict[str, str]]]:
+    errors: dict[str, list[str]] = {}
+    if dataset is not None and dataset.society_id != society.pk:
+        errors.setdefault("dataset", []).append(_("The dataset belongs to another society."))
+    unknown = sorted(set(options) - set(known_options()))
+    if unknown:
+        errors.setdefault("options", []).append(
+            _("Unknown options: %(codes)s.") % {"codes": ", ".join(unknown)}
+        )
+    if not institution_code.strip():
+        errors.setdefault("institution_code", []).append(_("Enter the institution code."))
+    roles = _validated_table_roles(table_roles, errors)
+    source = _validated_source(source_kind, source, uploads, errors)
     if errors:
         raise ValidationError(errors)
     return source, sorted(set(options)), roles

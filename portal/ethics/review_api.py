@@ -1,6 +1,6 @@
 """The ethics review over the API: every action of the pages, under /api/v1/ethics/protocols/.
 
-Each endpoint asks the pages' own permission policy first (``Standing`` of ``portal.ethics.views``:
+Each endpoint asks the pages' own permission policy first (``Standing`` of ``portal.ethics.permissions``:
 applicant, member, secretariat, chair, head of the institution) — an outsider gets 404, a person
 who sees the protocol without the role the action needs gets 403 — then calls the one service the
 page calls. What the service refuses changes nothing and answers 409 with its translated message
@@ -38,8 +38,8 @@ from portal.ethics.models import (
     Review,
     Vote,
 )
-from portal.ethics.views import REFUSALS, Standing, _review_of
-from portal.ethics.views import _standing as page_standing
+from portal.ethics.permissions import REFUSALS, Standing, _review_of
+from portal.ethics.permissions import _standing as page_standing
 from portal.societies.models import Society
 
 # --- The page's permission policy ----------------------------------------------------------------

@@ -305,9 +305,6 @@ class OptOutRequest(models.Model):
     def __str__(self) -> str:
         return self.reference
 
-    def covers_modality(self, modality: str) -> bool:
-        return not self.modalities or modality in self.modalities
-
     @property
     def modality_labels(self) -> list[str]:
         return [str(Modality(m).label) for m in self.modalities if m in Modality.values]

@@ -59,7 +59,7 @@ def test_approved_user_runs_the_endoscopy_demo_model_on_an_upload(page, live_ser
     from portal.ai import services
 
     queued: list[int] = []
-    monkeypatch.setattr(services, "_queue_run", queued.append)
+    monkeypatch.setattr(services.jobs_create, "_queue_run", queued.append)
     base = live_server.url
     version = setting["version"]
     sign_in(page, live_server, setting["company"].email)
@@ -126,7 +126,7 @@ def test_demo_company_runs_the_pathology_demo_model_it_was_approved_for(page, li
     from portal.ai import services
 
     # The worker's part, in this process once the job is committed (CI has a broker but no worker here).
-    monkeypatch.setattr(services, "_queue_run", lambda job_id: transaction.on_commit(
+    monkeypatch.setattr(services.jobs_create, "_queue_run", lambda job_id: transaction.on_commit(
         lambda: services.inference_job_run(job_id=job_id)))
     base = live_server.url
     page.goto(f"{base}/accounts/login/")

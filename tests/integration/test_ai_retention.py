@@ -169,7 +169,7 @@ def test_a_rollback_loses_no_image(version, runner, storage_root, monkeypatch):
     def audit_fails(**kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "audit_record", audit_fails)
+    monkeypatch.setattr(services.jobs_images, "audit_record", audit_fails)
     with TestCase.captureOnCommitCallbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
         services.inference_job_images_delete(job=job, by=runner)
 

@@ -224,7 +224,7 @@ def test_version_upload_removes_the_file_when_the_transaction_fails(model, socie
     def broken(**kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr(services, "audit_record", broken)
+    monkeypatch.setattr(services.versions, "audit_record", broken)
     with pytest.raises(RuntimeError):
         services.version_upload(model=model, by=society_admin, **_card())
     assert ModelVersion.objects.count() == 0

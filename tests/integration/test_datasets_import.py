@@ -291,21 +291,21 @@ def test_import_into_s3_storage_and_cleanup_on_failure(s3_bucket, dataset, socie
 
     # A failed import (checksum tampered in storage after copying) leaves the bucket as it was.
     bad = write_folder(tmp_path / "bad", {"y.png": PNG + b"y"}, [row("y.png", A)])
-    from portal.datasets import services
+    from portal.datasets.services import importing
 
-    original = services.release_build
+    original = importing.release_build
 
     def tamper_then_build(**kwargs):  # type: ignore[no-untyped-def]
         for entry in kwargs["entries"]:
             s3.put_object(Bucket=bucket, Key=entry.storage_key, Body=b"changed")
         return original(**kwargs)
 
-    services.release_build = tamper_then_build
+    importing.release_build = tamper_then_build
     try:
         with pytest.raises(ReleaseRejected) as excinfo:
             release_import_folder(dataset=dataset, folder=bad, by=society_admin)
     finally:
-        services.release_build = original
+        importing.release_build = original
     assert [str(p) for p in excinfo.value.problems] == [
         f"y.png: The size differs: the manifest says {len(PNG) + 1} bytes, the stored file has 7.",
         "y.png: The SHA-256 checksum differs from the manifest.",

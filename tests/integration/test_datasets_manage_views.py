@@ -322,11 +322,9 @@ def test_admin_is_read_only_for_datasets_and_releases(client, dataset):
 
 
 def test_upload_limits_give_clear_errors(admin_client, dataset, storage_root, settings, monkeypatch):
-    from portal.datasets import services
-
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = None
-    monkeypatch.setattr(services, "UPLOAD_MAX_FILES", 2)
-    monkeypatch.setattr(services, "UPLOAD_MAX_BYTES", 20)
+    monkeypatch.setattr("portal.datasets.services.importing.UPLOAD_MAX_FILES", 2)
+    monkeypatch.setattr("portal.datasets.services.importing.UPLOAD_MAX_BYTES", 20)
     files = [SimpleUploadedFile(f"{n}.png", PNG + bytes([n])) for n in range(3)]
     response = admin_client.post(reverse("datasets:release_upload", args=[dataset.pk]),
                                  {"files": files, "manifest": _manifest([])})

@@ -178,7 +178,7 @@ def test_attachment_too_large_refused(setting, monkeypatch):
     protocol = services.protocol_create(
         committee=setting["committee"], institution=setting["university"], title="題名", by=setting["applicant"]
     )
-    monkeypatch.setattr(services, "MAX_ATTACHMENT_BYTES", 10)
+    monkeypatch.setattr("portal.ethics.services.drafting.MAX_ATTACHMENT_BYTES", 10)
 
     with pytest.raises(ValidationError) as refused:
         services.attachment_add(

@@ -177,6 +177,24 @@ def _notify(amendment: GrantAmendment, subject: str, detail: str, *, to_stewards
 # --- services ------------------------------------------------------------------------------------
 
 
+def _removal_problems(grant: Grant, request: AccessRequest, users_to_remove: list[User],
+                      additions: list[dict[str, Any]]) -> list[str]:
+    """Why the named users cannot be removed from ``grant`` as asked (empty when they can)."""
+    problems = []
+    on_grant = set(grant.users.values_list("pk", flat=True))
+    removing_ids = {u.pk for u in users_to_remove}
+    for user in users_to_remove:
+        if user.pk not in on_grant:
+            problems.append(_("%(user)s is not a named user of the grant.") % {"user": user.email})
+        elif user.pk == request.principal_investigator_id:
+            problems.append(_("The principal investigator cannot be removed; apply again instead."))
+    if removing_ids & {row["user"] for row in additions}:
+        problems.append(_("A user cannot be both added and removed."))
+    if removing_ids and not (on_grant - removing_ids):
+        problems.append(_("At least one named user must remain."))
+    return problems
+
+
 def grant_amendment_request(
     *,
     grant: Grant,
@@ -214,19 +232,8 @@ def grant_amendment_request(
         additions, problems = _clean_additions(locked, users_to_add)
         if problems:
             errors.setdefault("users_to_add", []).extend(problems)
-        on_grant = set(locked.users.values_list("pk", flat=True))
-        removing_ids = {u.pk for u in users_to_remove}
-        for user in users_to_remove:
-            if user.pk not in on_grant:
-                errors.setdefault("users_to_remove", []).append(
-                    _("%(user)s is not a named user of the grant.") % {"user": user.email})
-            elif user.pk == request.principal_investigator_id:
-                errors.setdefault("users_to_remove", []).append(
-                    _("The principal investigator cannot be removed; apply again instead."))
-        if removing_ids & {row["user"] for row in additions}:
-            errors.setdefault("users_to_remove", []).append(_("A user cannot be both added and removed."))
-        if removing_ids and not (on_grant - removing_ids):
-            errors.setdefault("users_to_remove", []).append(_("At least one named user must remain."))
+        if problems := _removal_problems(locked, request, users_to_remove, additions):
+            errors.setdefault("users_to_remove", []).extend(problems)
         if errors:
             raise ValidationError(errors)
 

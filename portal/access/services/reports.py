@@ -217,6 +217,87 @@ def _grant_overdue_beyond_restriction(grant: Grant, today: date, exclude: int | 
     )
 
 
+def _report_text_errors(report: UsageReport, values: dict[str, str]) -> dict[str, list[str]]:
+    """The free-text answers the report's kind requires and that are blank."""
+    texts = {
+        "progress": _("Describe the progress of the research."),
+        "deviations": _("State any non-compliance, deviation or leak (or “none”)."),
+        "user_changes": _("State the users added or removed (or “none”)."),
+        "security_recheck": _("Describe the re-check of the security measures."),
+    }
+    if report.kind == UsageReport.Kind.STOP:
+        texts["stop_reason"] = _("Say why the research stopped.")
+    if report.kind in UsageReport.FINAL_KINDS:
+        texts["results_summary"] = _("Summarise the results of the research.")
+        texts["deletion_method"] = _("Describe how the data were deleted.")
+    return {name: [message] for name, message in texts.items() if not (values[name] or "").strip()}
+
+
+def _registry_errors(registry_number: str) -> dict[str, list[str]]:
+    if registry_number and not REGISTRY_RE.match(registry_number):
+        return {"registry_number": [_(
+            "“%(number)s” is not a jRCT or UMIN-CTR number (jRCT1234567890, jRCTs031180001 or "
+            "UMIN000012345).") % {"number": registry_number}]}
+    return {}
+
+
+def _retention_errors(retained_items: str, retention_reason: str, retained_until: date | None,
+                      today: date) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not retained_items:
+        if retention_reason or retained_until:
+            errors["retained_items"] = [_("Name what is kept after the end.")]
+        return errors
+    if not retention_reason:
+        errors["retention_reason"] = [_("Say why these are kept after the end.")]
+    if retained_until is None:
+        errors["retained_until"] = [_("Say until when they are kept.")]
+    elif retained_until < today:
+        errors["retained_until"] = [_("The date until which they are kept cannot be in the past.")]
+    return errors
+
+
+def _deletion_date_errors(deletion_date: date | None, today: date) -> dict[str, list[str]]:
+    if deletion_date is None:
+        return {"deletion_date": [_("Give the date the data were deleted.")]}
+    if deletion_date > today:
+        return {"deletion_date": [_("The deletion date cannot be in the future.")]}
+    return {}
+
+
+def _certificate_check(certificate: UploadedFile | None) -> tuple[dict[str, list[str]], str]:
+    """(errors, sha256 of the certificate when it is acceptable)."""
+    if certificate is None:
+        return {"deletion_certificate": [_("Attach the deletion certificate (PDF or image).")]}, ""
+    if certificate.size and certificate.size > DELETION_CERTIFICATE_MAX_BYTES:
+        return {"deletion_certificate": [_("The deletion certificate is larger than 20 MB.")]}, ""
+    if _certificate_type(certificate) is None:
+        return {"deletion_certificate": [
+            _("The deletion certificate must be a PDF or an image (PNG, JPEG, TIFF).")]}, ""
+    return {}, _sha256(certificate)
+
+
+def _after_submit(report: UsageReport, grant: Grant, *, by: User, today: date) -> Grant:
+    """Re-attest the self-assessment on an annual report and lift a restriction the report caused."""
+    # The security re-check of a report re-attests the application's self-assessment for
+    # another year; a grant paused for want of it resumes.
+    if report.kind == UsageReport.Kind.ANNUAL and grant.access_request_id is not None:
+        reattested = SecurityAnswer.objects.filter(access_request_id=grant.access_request_id).update(
+            answered_at=timezone.now()
+        )
+        audit_record(action="access.security_reattested", actor=by, target=grant,
+                     details={"report": report.pk, "items": reattested})
+        if grant.status == Grant.Status.PAUSED:
+            grant_refresh(grant=grant)
+    grant = Grant.objects.select_for_update().get(pk=grant.pk)
+    if grant.restricted and not _grant_overdue_beyond_restriction(grant, today):
+        grant.restricted = False
+        grant.save(update_fields=["restricted"])
+        audit_record(action="access.grant_unrestricted", actor=by, target=grant,
+                     details={"report": report.pk})
+    return grant
+
+
 def usage_report_submit(
     *,
     report: UsageReport,
@@ -248,23 +329,13 @@ def usage_report_submit(
             raise PermissionDenied(_("Only a named user of the grant can submit its usage reports."))
         if report.status != UsageReport.Status.DUE:
             raise ValidationError(_("This report was already submitted."), code="not_due")
-        errors: dict[str, list[str]] = {}
-        texts = {
-            "progress": (progress, _("Describe the progress of the research.")),
-            "deviations": (deviations, _("State any non-compliance, deviation or leak (or “none”).")),
-            "user_changes": (user_changes, _("State the users added or removed (or “none”).")),
-            "security_recheck": (security_recheck, _("Describe the re-check of the security measures.")),
-        }
         end_of_use = report.kind in UsageReport.FINAL_KINDS
         stop_reason = (stop_reason or report.stop_reason or "").strip()
-        if report.kind == UsageReport.Kind.STOP:
-            texts["stop_reason"] = (stop_reason, _("Say why the research stopped."))
-        if end_of_use:
-            texts["results_summary"] = (results_summary, _("Summarise the results of the research."))
-            texts["deletion_method"] = (deletion_method, _("Describe how the data were deleted."))
-        for name, (value, message) in texts.items():
-            if not (value or "").strip():
-                errors[name] = [message]
+        errors = _report_text_errors(report, {
+            "progress": progress, "deviations": deviations, "user_changes": user_changes,
+            "security_recheck": security_recheck, "stop_reason": stop_reason, "results_summary": results_summary,
+            "deletion_method": deletion_method,
+        })
         cleaned_outputs, problems = clean_outputs(outputs, citations=dataset_citations(grant))
         if problems:
             errors["outputs"] = problems
@@ -274,33 +345,11 @@ def usage_report_submit(
         retained_items = (retained_items or "").strip()
         retention_reason = (retention_reason or "").strip()
         if end_of_use:
-            if registry_number and not REGISTRY_RE.match(registry_number):
-                errors["registry_number"] = [_(
-                    "“%(number)s” is not a jRCT or UMIN-CTR number (jRCT1234567890, jRCTs031180001 or "
-                    "UMIN000012345).") % {"number": registry_number}]
-            if retained_items:
-                if not retention_reason:
-                    errors["retention_reason"] = [_("Say why these are kept after the end.")]
-                if retained_until is None:
-                    errors["retained_until"] = [_("Say until when they are kept.")]
-                elif retained_until < today:
-                    errors["retained_until"] = [_("The date until which they are kept cannot be in the past.")]
-            elif retention_reason or retained_until:
-                errors["retained_items"] = [_("Name what is kept after the end.")]
-            if deletion_date is None:
-                errors["deletion_date"] = [_("Give the date the data were deleted.")]
-            elif deletion_date > today:
-                errors["deletion_date"] = [_("The deletion date cannot be in the future.")]
-            if deletion_certificate is None:
-                errors["deletion_certificate"] = [_("Attach the deletion certificate (PDF or image).")]
-            elif deletion_certificate.size and deletion_certificate.size > DELETION_CERTIFICATE_MAX_BYTES:
-                errors["deletion_certificate"] = [_("The deletion certificate is larger than 20 MB.")]
-            elif _certificate_type(deletion_certificate) is None:
-                errors["deletion_certificate"] = [
-                    _("The deletion certificate must be a PDF or an image (PNG, JPEG, TIFF).")
-                ]
-            else:
-                certificate_sha256 = _sha256(deletion_certificate)
+            errors.update(_registry_errors(registry_number))
+            errors.update(_retention_errors(retained_items, retention_reason, retained_until, today))
+            errors.update(_deletion_date_errors(deletion_date, today))
+            certificate_errors, certificate_sha256 = _certificate_check(deletion_certificate)
+            errors.update(certificate_errors)
         if errors:
             raise ValidationError(errors)
 
@@ -334,22 +383,7 @@ def usage_report_submit(
                      "outputs": len(cleaned_outputs), "deletion_certificate_sha256": certificate_sha256,
                      "registry_number": report.registry_number, "retained_items": bool(report.retained_items)},
         )
-        # The security re-check of a report re-attests the application's self-assessment for
-        # another year; a grant paused for want of it resumes.
-        if report.kind == UsageReport.Kind.ANNUAL and grant.access_request_id is not None:
-            reattested = SecurityAnswer.objects.filter(access_request_id=grant.access_request_id).update(
-                answered_at=timezone.now()
-            )
-            audit_record(action="access.security_reattested", actor=by, target=grant,
-                         details={"report": report.pk, "items": reattested})
-            if grant.status == Grant.Status.PAUSED:
-                grant_refresh(grant=grant)
-        grant = Grant.objects.select_for_update().get(pk=grant.pk)
-        if grant.restricted and not _grant_overdue_beyond_restriction(grant, today):
-            grant.restricted = False
-            grant.save(update_fields=["restricted"])
-            audit_record(action="access.grant_unrestricted", actor=by, target=grant,
-                         details={"report": report.pk})
+        grant = _after_submit(report, grant, by=by, today=today)
         _mail(
             _("A usage report was submitted: %(grant)s") % {"grant": grant.reference},
             _report_body(report),

@@ -24,6 +24,20 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from portal.anonymiser.report import DeidError
 
 
+def _files_under(src: Path) -> list[tuple[Path, Path]]:
+    """(path, path relative to ``src``) of every file under ``src`` (or ``src`` itself), hidden ones skipped, sorted."""
+    if src.is_file():
+        return [(src, Path(src.name))]
+    files = []
+    for folder, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                path = Path(folder) / name
+                files.append((path, path.relative_to(src)))
+    return files
+
+
 class Command(BaseCommand):
     help = "De-identify every file under SRC into DST (same relative layout)."
 
@@ -63,16 +77,7 @@ class Command(BaseCommand):
         profile = profile_class()(options=frozenset(options["options"]), institution_code=options["institution"])
         keys = Keys(settings.PORTAL_PSEUDONYM_KEY.encode())
 
-        if src.is_file():
-            files = [(src, Path(src.name))]
-        else:
-            files = []
-            for folder, dirs, names in os.walk(src):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if not name.startswith("."):
-                        path = Path(folder) / name
-                        files.append((path, path.relative_to(src)))
+        files = _files_under(src)
         statuses: Counter[str] = Counter()
         actions: Counter[str] = Counter()
         for number, (path, relative) in enumerate(files, start=1):
