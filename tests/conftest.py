@@ -21,8 +21,8 @@ from tests.factories import (
     UserFactory,
     give_totp,
 )
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.support.browser import _end_stray_connections, browser, open_page, page  # noqa: F401  (fixtures)
+from tests.support.ci import IN_CI
 
 
 def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -80,15 +80,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip locally with a clear reason when ``condition`` is false; fail under CI."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(autouse=True)
 def _empty_memory_cache() -> None:
     # allauth counts sign-ins per address in the cache; left over from earlier tests, the count
@@ -118,7 +109,9 @@ def outsider(db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def society(db):  # type: ignore[no-untyped-def]
-    return SocietyFactory(slug="jsp", name_ja="日本病理学会", name_en="The Japanese Society of Pathology")
+    return SocietyFactory(
+        slug="jsp", name_ja="日本病理学会", name_en="The Japanese Society of Pathology"
+    )
 
 
 @pytest.fixture
@@ -162,7 +155,6 @@ def auditor(db):  # type: ignore[no-untyped-def]
     )
     give_totp(user)
     return user
-
 
 
 @pytest.fixture(autouse=True)

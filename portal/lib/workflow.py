@@ -12,7 +12,7 @@ A service locks the object, checks who may act, then calls ``transition(dataset,
 which refuses with ``TransitionRefused`` (naming the current state and the allowed ones, changing
 nothing) or saves the new status and returns ``(from, to)``. A page asks the same table:
 ``DATASET.allows("withdraw", dataset.status)``. Every table is registered by name as it is built, so
-``tests/unit/test_workflow_tables.py`` walks every edge of every table and tries every forbidden move.
+``tests/lib/test_workflow_tables.py`` walks every edge of every table and tries every forbidden move.
 """
 
 from __future__ import annotations
